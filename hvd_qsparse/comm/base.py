@@ -1,0 +1,48 @@
+"""How compressed payloads move between ranks.
+
+An exchange takes, from every rank, one payload per tensor (the same tensors in the same order
+on every rank) and returns, on every rank, the fp32 sum over ranks of the decoded payloads.
+It starts asynchronously (``start``) so that work can overlap the transfer, and every rank
+decodes the same bytes in the same order, so every rank gets bit-identical results.
+"""
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import List, Sequence
+
+import torch
+
+from hvd_qsparse.compression import Compressor, Context
+
+
+@dataclass
+class Message:
+    """One tensor's contribution: its payload and the context that decodes it."""
+
+    payload: torch.Tensor
+    ctx: Context
+
+
+class Pending(ABC):
+    """An exchange in flight."""
+
+    #: bytes this rank handed to the collective (payload plus framing), i.e. what it sent
+    sent_bytes: int = 0
+
+    @abstractmethod
+    def wait(self) -> List[torch.Tensor]:
+        """Block until done; the flat fp32 sum over ranks for each message, in order."""
+
+
+class Exchange(ABC):
+    """A collective over compressed payloads."""
+
+    def __init__(self, compressor: Compressor):
+        self.compressor = compressor
+
+    @abstractmethod
+    def start(self, messages: Sequence[Message], name: str) -> Pending:
+        """Begin exchanging ``messages`` (same tensors, same order on every rank)."""
+
+    def exchange(self, messages: Sequence[Message], name: str) -> List[torch.Tensor]:
+        """``start`` then ``wait``."""
+        return self.start(messages, name).wait()

@@ -1,0 +1,69 @@
+"""Error-feedback memory (Seide et al. 2014; Stich et al. 2018; Karimireddy et al. 2019).
+
+For a vector v to send through a compressor C with decoder D, per tensor name:
+
+    p = C(v + m);    m ← v + m − D(p);    send p.
+
+Invariant, exact up to float rounding: D(p) + m_new = v + m_old. Nothing is lost, only
+delayed. One instance serves a worker pass; a second instance serves a server pass
+(DoubleSqueeze's δ̄), since the rule is the same.
+"""
+from typing import Dict, Optional, Tuple
+
+import torch
+
+from hvd_qsparse.compression import Compressor, Context
+
+
+class ErrorFeedback:
+    """Per-tensor residual memories, created as zeros on first use.
+
+    Attributes:
+        memory: tensor name → residual, same shape as the tensor, fp32.
+    """
+
+    def __init__(self):
+        self.memory: Dict[str, torch.Tensor] = {}
+
+    def compress(self, name: str, value: torch.Tensor, compressor: Compressor,
+                 seed: Optional[int] = None, stream: int = 0) -> Tuple[torch.Tensor, Context, torch.Tensor]:
+        """Compress ``value + memory[name]`` and keep what did not get through.
+
+        Returns:
+            ``(payload, ctx, decoded)``: what to send, how to decode it, and D(payload) (fp32,
+            the shape of ``value``), which the caller may reuse instead of decoding again.
+
+        Raises:
+            ValueError: the compressor refused the input (non-float, NaN/Inf); the memory is
+                then left exactly as it was.
+        """
+        compensated = value.detach().float() + self._memory_for(name, value)
+        payload, ctx = compressor.compress(compensated, seed=seed, stream=stream)
+        decoded = compressor.decompress(payload, ctx)
+        self.memory[name] = compensated.sub_(decoded)
+        return payload, ctx, decoded
+
+    def _memory_for(self, name: str, value: torch.Tensor) -> torch.Tensor:
+        mem = self.memory.get(name)
+        if mem is None:
+            return torch.zeros(value.shape, dtype=torch.float32, device=value.device)
+        if mem.shape != value.shape:
+            raise ValueError(f"error feedback for {name!r}: memory has shape {tuple(mem.shape)}, "
+                             f"the tensor has {tuple(value.shape)}")
+        return mem
+
+    def residual_norm(self) -> float:
+        """L2 norm of all memories together (a health figure for logs)."""
+        return float(sum(float(m.pow(2).sum()) for m in self.memory.values()) ** 0.5)
+
+    def state_dict(self) -> dict:
+        """A copy of every memory, for checkpoints."""
+        return {"memory": {name: mem.detach().clone() for name, mem in self.memory.items()}}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore memories saved by ``state_dict``."""
+        self.memory = {name: mem.detach().clone().float() for name, mem in state["memory"].items()}
+
+    def reset(self) -> None:
+        """Forget all residuals."""
+        self.memory.clear()

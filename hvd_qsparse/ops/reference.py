@@ -1,0 +1,112 @@
+"""The torch reference backend: every tensor operation of the compressors, on any device.
+
+This backend defines correctness. A faster backend (the CuPy kernels of ``kernels/``) is a
+subclass with the same method signatures and must return identical selections and bytes.
+All randomness comes from an explicit integer seed, so results are reproducible and ranks that
+share a seed draw the same numbers.
+"""
+import hashlib
+import math
+from typing import Optional, Tuple
+
+import torch
+
+from hvd_qsparse.ops.packing import ceil_log2, pack_bits, unpack_bits
+
+
+def derive_seed(*parts) -> int:
+    """A 63-bit seed from any mix of ints and strings, stable across processes and runs.
+
+    Python's ``hash`` is salted per process, so ranks could not agree on it; blake2b is not.
+    """
+    text = "\x1f".join(str(p) for p in parts).encode()
+    return int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "little") >> 1
+
+
+def make_generator(seed: int, device: torch.device) -> torch.Generator:
+    """A torch generator on ``device`` seeded with ``seed``."""
+    gen = torch.Generator(device=device)
+    gen.manual_seed(int(seed))
+    return gen
+
+
+class TorchOps:
+    """Reference implementations (pure torch)."""
+
+    name = "torch"
+
+    # --- sparsification -------------------------------------------------------------------
+    def topk_indices(self, x: torch.Tensor, k: int) -> torch.Tensor:
+        """Indices of the ``k`` entries of largest ``|x|``, ascending.
+
+        Ties at the k-th magnitude are resolved towards the lowest indices, so the selected set
+        is a function of ``x`` alone (``torch.topk`` leaves tie order unspecified).
+        """
+        d = x.numel()
+        if k >= d:
+            return torch.arange(d, device=x.device)
+        mag = x.abs()
+        threshold = torch.topk(mag, k, sorted=False).values.min()
+        above = torch.nonzero(mag > threshold).reshape(-1)
+        ties = torch.nonzero(mag == threshold).reshape(-1)[: k - above.numel()]
+        return torch.cat([above, ties]).sort().values
+
+    def randk_indices(self, d: int, k: int, seed: int, device: torch.device) -> torch.Tensor:
+        """``k`` distinct indices of ``range(d)`` drawn uniformly from ``seed``, ascending."""
+        if k >= d:
+            return torch.arange(d, device=device)
+        gen = make_generator(seed, device)
+        return torch.randperm(d, generator=gen, device=device)[:k].sort().values
+
+    def scatter_add(self, out: torch.Tensor, indices: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+        """``out[indices] += values`` with repeated indices accumulated."""
+        return out.index_add_(0, indices, values.to(out.dtype))
+
+    # --- QSGD -----------------------------------------------------------------------------
+    def qsgd_encode(self, x: torch.Tensor, levels: int, seed: Optional[int]) -> Tuple[torch.Tensor, torch.Tensor]:
+        """QSGD (Alistarh et al., 2017) with ``levels`` = s and stochastic rounding.
+
+        Returns the fp32 norm (1 element) and, per entry, ``code = 2 * level + negative``
+        packed in ``1 + ceil(log2(s + 1))`` bits.
+        """
+        x = x.float()
+        norm = torch.linalg.vector_norm(x).reshape(1)
+        if norm.item() == 0.0:
+            level = torch.zeros_like(x, dtype=torch.int64)
+        else:
+            scaled = x.abs() * (levels / norm)
+            lower = scaled.floor()
+            rand = self._uniform(x.numel(), seed, x.device)
+            level = (lower + (rand < scaled - lower).float()).clamp_(0, levels).to(torch.int64)
+        code = (level << 1) | (x < 0).to(torch.int64)
+        return norm, pack_bits(code, 1 + ceil_log2(levels + 1))
+
+    def qsgd_decode(self, norm: torch.Tensor, packed: torch.Tensor, count: int, levels: int) -> torch.Tensor:
+        """Inverse of ``qsgd_encode``: ``norm * sign * level / s`` as fp32."""
+        code = unpack_bits(packed, count, 1 + ceil_log2(levels + 1))
+        sign = 1.0 - 2.0 * (code & 1).float()
+        return (code >> 1).float() * sign * (norm.float() / levels)
+
+    # --- scaled sign ----------------------------------------------------------------------
+    def sign_encode(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Scaled sign: the fp32 scale ``||x||_1 / d`` and one bit per entry (1 = negative)."""
+        x = x.float()
+        scale = (x.abs().sum() / max(1, x.numel())).reshape(1)
+        return scale, pack_bits((x < 0).to(torch.int64), 1)
+
+    def sign_decode(self, scale: torch.Tensor, packed: torch.Tensor, count: int) -> torch.Tensor:
+        """Inverse of ``sign_encode``: ``scale * (+1 | -1)``."""
+        negative = unpack_bits(packed, count, 1).float()
+        return (1.0 - 2.0 * negative) * scale.float()
+
+    # --- helpers --------------------------------------------------------------------------
+    @staticmethod
+    def _uniform(count: int, seed: Optional[int], device: torch.device) -> torch.Tensor:
+        if seed is None:
+            return torch.rand(count, device=device)
+        return torch.rand(count, generator=make_generator(seed, device), device=device)
+
+
+def qsgd_beta(d: int, levels: int) -> float:
+    """The QSGD variance factor ``beta = min(d / s^2, sqrt(d) / s)``: E||Q(x) - x||^2 <= beta ||x||^2."""
+    return min(d / levels**2, math.sqrt(d) / levels)

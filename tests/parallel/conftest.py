@@ -1,0 +1,60 @@
+"""Harness for tests that need real ranks: starts ``mpirun`` (or ``horovodrun``) with a timeout.
+
+A worker script asserts on every rank and exits non-zero on failure; the harness fails the test
+with the combined output when any rank fails, and kills the whole process group on timeout so
+no rank is left hanging.
+"""
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+WORKERS = Path(__file__).parent / "workers"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def launch_env() -> dict:
+    """Environment for local ranks: root allowed, one thread per rank on a small machine."""
+    env = dict(os.environ)
+    env.update(OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", OMP_NUM_THREADS="1",
+               OMPI_MCA_rmaps_base_oversubscribe="1", PYTHONPATH=f"{ROOT}{os.pathsep}{env.get('PYTHONPATH', '')}",
+               HOROVOD_CYCLE_TIME="0.5")
+    return env
+
+
+def mpirun_command(np: int, argv) -> list:
+    """``mpirun -np N`` for this machine (oversubscribed, no binding) running ``argv``."""
+    mpirun = shutil.which("mpirun")
+    if mpirun is None:
+        pytest.fail("mpirun not found: run `bash launch/setup.sh` (installs Debian's OpenMPI)")
+    return [mpirun, "-np", str(np), "--oversubscribe", "--bind-to", "none", *argv]
+
+
+def run_ranks(script: str, np: int = 2, args=(), timeout: float = 240, launcher: str = "mpirun") -> str:
+    """Run ``tests/parallel/workers/<script>`` on ``np`` ranks; return its output or fail the test."""
+    argv = [sys.executable, str(WORKERS / script), *map(str, args)]
+    if launcher == "horovodrun":
+        cmd = [str(Path(sys.executable).parent / "horovodrun"), "-np", str(np), "--mpi-args=--oversubscribe", *argv]
+    else:
+        cmd = mpirun_command(np, argv)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=launch_env(), cwd=str(ROOT), start_new_session=True)
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, _ = proc.communicate()
+        pytest.fail(f"{script} on {np} ranks timed out after {timeout}s; output:\n{out[-6000:]}")
+    if proc.returncode != 0:
+        pytest.fail(f"{script} on {np} ranks exited with {proc.returncode}; output:\n{out[-6000:]}")
+    return out
+
+
+@pytest.fixture
+def ranks():
+    """The ``run_ranks`` launcher as a fixture."""
+    return run_ranks
