@@ -1,7 +1,8 @@
 """hvd_qsparse: communication-efficient data-parallel training for Horovod and PyTorch.
 
-Importing this package needs neither CuPy nor a GPU; Horovod and MPI are imported only by the
-layers that exchange tensors (``comm`` and above).
+``import hvd_qsparse`` needs neither CuPy nor a GPU, nor Horovod: the names that need Horovod
+(the optimizer wrappers) are imported on first use, so the compressors and ops also work on a
+machine without it.
 """
 from hvd_qsparse import compression, error_feedback, ops
 from hvd_qsparse.compression import available as available_compressors
@@ -9,5 +10,14 @@ from hvd_qsparse.compression import create as create_compressor
 from hvd_qsparse.error_feedback import ErrorFeedback
 
 __version__ = "0.1.0"
-__all__ = ["ErrorFeedback", "available_compressors", "compression", "create_compressor",
-           "error_feedback", "ops", "__version__"]
+_NEEDS_HOROVOD = {"DistributedOptimizer", "QsparseLocalSGD", "available_algorithms"}
+__all__ = ["DistributedOptimizer", "ErrorFeedback", "QsparseLocalSGD", "available_algorithms",
+           "available_compressors", "compression", "create_compressor", "error_feedback", "ops",
+           "__version__"]
+
+
+def __getattr__(name):
+    if name in _NEEDS_HOROVOD:
+        from hvd_qsparse import algorithms
+        return getattr(algorithms, name)
+    raise AttributeError(f"module 'hvd_qsparse' has no attribute {name!r}")

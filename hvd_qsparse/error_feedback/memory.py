@@ -40,7 +40,8 @@ class ErrorFeedback:
         compensated = value.detach().float() + self._memory_for(name, value)
         payload, ctx = compressor.compress(compensated, seed=seed, stream=stream)
         decoded = compressor.decompress(payload, ctx)
-        self.memory[name] = compensated.sub_(decoded)
+        # Out of place: a summable compressor's payload is the compensated tensor itself.
+        self.memory[name] = compensated - decoded
         return payload, ctx, decoded
 
     def _memory_for(self, name: str, value: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,1 @@
+"""The command line: the training job's data, models and entry points."""

@@ -1,0 +1,5 @@
+"""The optimizer wrapper and the backward-hook buckets the algorithms build on."""
+from hvd_qsparse.optim.base import WrappedOptimizer, resolve_named_parameters
+from hvd_qsparse.optim.buckets import GradientBuckets
+
+__all__ = ["GradientBuckets", "WrappedOptimizer", "resolve_named_parameters"]

@@ -1,0 +1,153 @@
+"""The training job: ``horovodrun -np 2 python -m hvd_qsparse.train [flags]``.
+
+Trains a small network on scikit-learn's digits with the chosen algorithm and compressor, and
+ends with a table: test accuracy, bits sent per rank, the ratio to dense fp32 allreduce, wall
+time. ``--json PATH`` also writes the summary for scripts and tests.
+"""
+import argparse
+import json
+import logging
+import sys
+import time
+
+import torch
+
+from hvd_qsparse.algorithms import DistributedOptimizer, available_algorithms
+from hvd_qsparse.cli.data import load_digits_split, shard_batches
+from hvd_qsparse.cli.models import accuracy, digits_mlp
+from hvd_qsparse.compression import available, create
+
+log = logging.getLogger("hvd_qsparse.train")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m hvd_qsparse.train", description=__doc__.splitlines()[0])
+    p.add_argument("--algorithm", default="qsparse", choices=available_algorithms())
+    p.add_argument("--compressor", default="topk+sign", choices=available(),
+                   help="operator QComp_k (see README's table)")
+    p.add_argument("--ratio", type=float, default=0.05, help="fraction kept by topk/randk, in (0, 1]")
+    p.add_argument("--levels", type=int, default=256, help="QSGD levels s, >= 1")
+    p.add_argument("--local-steps", type=int, default=4, help="H: steps between synchronizations, >= 1")
+    p.add_argument("--warmup-steps", type=int, default=0, help="first steps dense and uncompressed")
+    p.add_argument("--exchange", default="auto", choices=["auto", "allgather", "allreduce"])
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--batch-size", type=int, default=32, help="per rank")
+    p.add_argument("--lr", type=float, default=0.05)
+    p.add_argument("--momentum", type=float, default=0.9)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", metavar="PATH", help="write the summary as JSON (rank 0)")
+    p.add_argument("--bits-log", metavar="PATH", help="per-step bits of every rank as JSON lines (rank 0)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return p
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    """Flags, validated before any rank starts training (bad values exit with the flag's name)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        create(args.compressor, ratio=args.ratio, levels=args.levels)
+    except ValueError as err:
+        parser.error(f"--compressor {args.compressor}: {err}")
+    for flag, value, low in (("--local-steps", args.local_steps, 1), ("--warmup-steps", args.warmup_steps, 0),
+                             ("--epochs", args.epochs, 1), ("--batch-size", args.batch_size, 1)):
+        if value < low:
+            parser.error(f"{flag} must be an integer >= {low}, got {value}")
+    if not args.lr > 0:
+        parser.error(f"--lr must be > 0, got {args.lr}")
+    return args
+
+
+def train(args: argparse.Namespace, hvd) -> dict:
+    """Run the job on this rank; returns the summary (identical on every rank)."""
+    train_set, test_set = load_digits_split(seed=args.seed)
+    model = digits_mlp(seed=args.seed)
+    inner = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum)
+    opt = DistributedOptimizer(inner, model.named_parameters(), algorithm=args.algorithm,
+                               compressor=args.compressor, ratio=args.ratio, levels=args.levels,
+                               local_steps=args.local_steps, warmup_steps=args.warmup_steps,
+                               seed=args.seed, exchange=args.exchange)
+    opt.broadcast_state(root_rank=0)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    steps_per_epoch = len(shard_batches(len(train_set), hvd.rank(), hvd.size(), args.batch_size, args.seed, 0))
+    bar = _progress(args, hvd, args.epochs * steps_per_epoch)
+    start = time.perf_counter()
+    for epoch in range(args.epochs):
+        for batch in shard_batches(len(train_set), hvd.rank(), hvd.size(), args.batch_size, args.seed, epoch):
+            opt.zero_grad()
+            loss = loss_fn(model(train_set.x[batch]), train_set.y[batch])
+            loss.backward()
+            opt.step()
+            if bar is not None:
+                bar.set_postfix(epoch=epoch, loss=f"{loss.item():.3f}", refresh=False)
+                bar.update()
+    wall = time.perf_counter() - start
+    if bar is not None:
+        bar.close()
+    opt.load_synchronized_model()
+    return _summary(args, hvd, opt, model, test_set, wall)
+
+
+def _progress(args, hvd, total):
+    if hvd.rank() != 0 or args.no_progress:
+        return None
+    from tqdm import tqdm
+    return tqdm(total=total, desc=f"{args.algorithm}/{args.compressor} H={args.local_steps}", file=sys.stderr)
+
+
+def _summary(args, hvd, opt, model, test_set, wall) -> dict:
+    bits = opt.bits
+    per_rank = hvd.allgather_object(bits.total_sent, name="summary.bits")
+    steps = opt.qstate.step
+    dense_bits = 32 * opt.flat_numel() * steps
+    acc = accuracy(model, test_set.x, test_set.y)
+    accs = hvd.allgather_object(acc, name="summary.acc")
+    if max(accs) - min(accs) > 1e-9:
+        raise RuntimeError(f"ranks disagree on the final model: test accuracies {accs}")
+    return {"algorithm": args.algorithm, "compressor": args.compressor, "ratio": args.ratio,
+            "levels": args.levels, "local_steps": args.local_steps, "ranks": hvd.size(), "steps": steps,
+            "parameters": opt.flat_numel(), "test_accuracy": acc, "bits_per_rank": per_rank,
+            "analytic_bits_rank0": bits.total_analytic if hvd.rank() == 0 else None,
+            "dense_fp32_bits_per_rank": dense_bits, "reduction": dense_bits / max(1, max(per_rank)),
+            "communication_rounds": len(bits.history), "wall_time_s": wall,
+            "history": [vars(s) for s in bits.history]}
+
+
+def format_table(summary: dict) -> str:
+    """The closing table, one row."""
+    head = f"{'algorithm':<10} {'compressor':<11} {'H':>3} {'test acc':>8} {'bits/rank':>12} {'vs dense fp32':>14} {'wall':>7}"
+    row = (f"{summary['algorithm']:<10} {summary['compressor']:<11} {summary['local_steps']:>3} "
+           f"{100 * summary['test_accuracy']:>7.2f}% {max(summary['bits_per_rank']):>12.4g} "
+           f"{summary['reduction']:>13.1f}x {summary['wall_time_s']:>6.1f}s")
+    return f"{head}\n{row}"
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    import horovod.torch as hvd
+    hvd.init()
+    torch.set_num_threads(1)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    summary = train(args, hvd)
+    if hvd.rank() == 0:
+        print(format_table(summary), flush=True)
+        print(f"ranks={summary['ranks']} steps={summary['steps']} rounds={summary['communication_rounds']} "
+              f"d={summary['parameters']} bits per rank={summary['bits_per_rank']} "
+              f"dense fp32 allreduce={summary['dense_fp32_bits_per_rank']}", flush=True)
+        _write(args, summary)
+    return 0
+
+
+def _write(args, summary) -> None:
+    history = summary.pop("history")
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(summary, fh, indent=1)
+    if args.bits_log:
+        with open(args.bits_log, "w") as fh:
+            for row in history:
+                fh.write(json.dumps(row) + "\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
