@@ -167,7 +167,7 @@ class QsparseLocalSGD(WrappedOptimizer):
         self.qstate.load_state_dict(state)
 
     def broadcast_state(self, root_rank: int = 0) -> None:
-        """Broadcast parameters and optimizer state, then start x̂ from them."""
+        """Broadcast parameters and optimizer state (at the start of training); x̂ is then taken
+        from the broadcast parameters at the first model-averaging step."""
         super().broadcast_state(root_rank)
-        if not self.qstate.is_warmup(self.qstate.step):
-            self._reset_x_hat()
+        self.qstate.x_hat = {}
