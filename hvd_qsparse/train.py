@@ -15,7 +15,7 @@ import torch
 from hvd_qsparse.algorithms import DistributedOptimizer, available_algorithms
 from hvd_qsparse.cli.data import load_digits_split, shard_batches
 from hvd_qsparse.cli.models import accuracy, digits_mlp
-from hvd_qsparse.compression import available, create
+from hvd_qsparse.compression import available, check_levels, check_ratio
 
 log = logging.getLogger("hvd_qsparse.train")
 
@@ -45,10 +45,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     """Flags, validated before any rank starts training (bad values exit with the flag's name)."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
-        create(args.compressor, ratio=args.ratio, levels=args.levels)
-    except ValueError as err:
-        parser.error(f"--compressor {args.compressor}: {err}")
+    for flag, check, value in (("--ratio", check_ratio, args.ratio), ("--levels", check_levels, args.levels)):
+        try:
+            check(value)
+        except ValueError as err:
+            parser.error(f"{flag}: {err}")
     for flag, value, low in (("--local-steps", args.local_steps, 1), ("--warmup-steps", args.warmup_steps, 0),
                              ("--epochs", args.epochs, 1), ("--batch-size", args.batch_size, 1)):
         if value < low:

@@ -41,6 +41,11 @@ def run_ranks(script: str, np: int = 2, args=(), timeout: float = 240, launcher:
         cmd = [str(Path(sys.executable).parent / "horovodrun"), "-np", str(np), "--mpi-args=--oversubscribe", *argv]
     else:
         cmd = mpirun_command(np, argv)
+    return run_command(cmd, timeout=timeout)
+
+
+def run_command(cmd, expect_rc: int = 0, timeout: float = 240) -> str:
+    """Run ``cmd`` in its own process group; fail the test on another exit code or a timeout."""
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env=launch_env(), cwd=str(ROOT), start_new_session=True)
     try:
@@ -48,9 +53,10 @@ def run_ranks(script: str, np: int = 2, args=(), timeout: float = 240, launcher:
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         out, _ = proc.communicate()
-        pytest.fail(f"{script} on {np} ranks timed out after {timeout}s; output:\n{out[-6000:]}")
-    if proc.returncode != 0:
-        pytest.fail(f"{script} on {np} ranks exited with {proc.returncode}; output:\n{out[-6000:]}")
+        pytest.fail(f"{' '.join(map(str, cmd))} timed out after {timeout}s; output:\n{out[-6000:]}")
+    if proc.returncode != expect_rc:
+        pytest.fail(f"{' '.join(map(str, cmd))} exited with {proc.returncode} (expected {expect_rc}); "
+                    f"output:\n{out[-6000:]}")
     return out
 
 
