@@ -32,13 +32,17 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 }
 
+DEPS="numpy mpi4py>=4 scikit-learn tqdm pytest pytest-timeout cloudpickle psutil pyyaml packaging cffi"
+
 make_venv() {
   [ -x "$PY" ] || { log "creating $VENV"; python3 -m venv "$VENV"; }
+  [ "$(cat "$VENV/.hvd_qsparse_deps" 2>/dev/null)" = "$TORCH_VERSION $DEPS" ] && return 0
   "$PY" -m pip install -q --upgrade "pip>=23" "setuptools>=61" wheel
   "$PY" -c "import torch, sys; sys.exit(torch.__version__.split('+')[0] != '$TORCH_VERSION')" 2>/dev/null \
     || "$PY" -m pip install -q "torch==$TORCH_VERSION"
-  "$PY" -m pip install -q numpy "mpi4py>=4" scikit-learn tqdm pytest pytest-timeout \
-    cloudpickle psutil pyyaml packaging cffi
+  # shellcheck disable=SC2086
+  "$PY" -m pip install -q $DEPS
+  echo "$TORCH_VERSION $DEPS" > "$VENV/.hvd_qsparse_deps"
 }
 
 build_horovod_wheel() {
