@@ -1,8 +1,9 @@
 """hvd_qsparse: communication-efficient data-parallel training for Horovod and PyTorch.
 
-``import hvd_qsparse`` needs neither CuPy nor a GPU, nor Horovod: the names that need Horovod
-(the optimizer wrappers) are imported on first use, so the compressors and ops also work on a
-machine without it.
+``import hvd_qsparse`` needs neither CuPy nor a GPU, nor Horovod: the optimizer wrappers are
+imported on first use, and the compressors subclass Horovod's ``Compressor`` when Horovod is
+installed (which imports ``horovod.torch``, not MPI) and a plain base class otherwise, so the
+compressors and ops also work on a GPU machine without Horovod.
 """
 from hvd_qsparse import compression, error_feedback, ops
 from hvd_qsparse.compression import available as available_compressors

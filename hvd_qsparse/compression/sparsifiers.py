@@ -28,7 +28,8 @@ class Sparsifier(ABC):
 
     def k(self, d: int) -> int:
         """Coordinates kept out of ``d`` (at least one)."""
-        return min(d, max(1, math.ceil(self.ratio * d)))
+        # round() first: 0.07 * 100 is 7.000000000000001 in floating point, and k must be 7.
+        return min(d, max(1, math.ceil(round(self.ratio * d, 6))))
 
     @abstractmethod
     def select(self, flat: torch.Tensor, seed: Optional[int]) -> torch.Tensor:

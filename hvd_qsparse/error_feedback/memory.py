@@ -37,6 +37,9 @@ class ErrorFeedback:
             ValueError: the compressor refused the input (non-float, NaN/Inf); the memory is
                 then left exactly as it was.
         """
+        if not value.is_floating_point():
+            raise ValueError(f"error feedback for {name!r}: tensor dtype {value.dtype} is not supported; "
+                             "accepted dtypes: float16, bfloat16, float32, float64")
         compensated = value.detach().float() + self._memory_for(name, value)
         payload, ctx = compressor.compress(compensated, seed=seed, stream=stream)
         decoded = compressor.decompress(payload, ctx)

@@ -71,12 +71,19 @@ def pack_bits(values: torch.Tensor, width: int) -> torch.Tensor:
     if not 1 <= width <= 63:
         raise ValueError(f"width must be in [1, 63], got {width}")
     values = values.reshape(-1).to(torch.int64)
+    if values.numel() and (int(values.min()) < 0 or int(values.max()) >> width):
+        raise ValueError(f"pack_bits: values must lie in [0, 2**{width}), got [{int(values.min())}, "
+                         f"{int(values.max())}]")
+    return _pack_planes(values, width)
+
+
+def _pack_planes(values: torch.Tensor, width: int) -> torch.Tensor:
     if width < 8:
         return _pack_small(values, width)
     low = (values & 0xFF).to(torch.uint8)
     if width == 8:
         return low
-    return torch.cat([low, pack_bits(values >> 8, width - 8)])
+    return torch.cat([low, _pack_planes(values >> 8, width - 8)])
 
 
 def unpack_bits(data: torch.Tensor, count: int, width: int) -> torch.Tensor:
