@@ -12,19 +12,7 @@ import horovod.torch as hvd
 import torch
 
 from hvd_qsparse.comm.base import Exchange, Message, Pending
-from hvd_qsparse.ops import aligned, as_bytes
-
-
-def _join(messages: Sequence[Message]) -> torch.Tensor:
-    sizes = [aligned(m.payload.numel() * m.payload.element_size()) for m in messages]
-    device = messages[0].payload.device
-    buf = torch.zeros(sum(sizes), dtype=torch.uint8, device=device)
-    offset = 0
-    for message, size in zip(messages, sizes):
-        data = as_bytes(message.payload)
-        buf[offset: offset + data.numel()] = data
-        offset += size
-    return buf
+from hvd_qsparse.ops import aligned, join_parts
 
 
 class _PendingAllgather(Pending):
@@ -51,7 +39,7 @@ class AllgatherExchange(Exchange):
         self.fixed_size = fixed_size
 
     def start(self, messages: Sequence[Message], name: str) -> Pending:
-        buf = _join(messages)
+        buf = join_parts([m.payload for m in messages])
         size_handle = None
         if not self.fixed_size:
             sizes = torch.tensor([aligned(m.payload.numel() * m.payload.element_size()) for m in messages],
