@@ -5,7 +5,7 @@ It holds the user's torch optimizer, forwards the usual habits (``param_groups``
 ``state_dict()`` carries both. Subclasses (one per algorithm) implement ``step``.
 """
 from abc import ABC, abstractmethod
-from typing import Dict, Iterable, List, Optional, Tuple
+from typing import Iterable, List, Optional, Tuple
 
 import horovod.torch as hvd
 import torch
@@ -104,9 +104,6 @@ class WrappedOptimizer(ABC):
     def flat_numel(self) -> int:
         """Number of trained entries, d."""
         return sum(p.numel() for _, p in self.named_params)
-
-    def parameters_by_name(self) -> Dict[str, torch.Tensor]:
-        return dict(self.named_params)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.optimizer!r})"
