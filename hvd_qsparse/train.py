@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--momentum", type=float, default=0.9)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", metavar="PATH", help="write the summary as JSON (rank 0)")
-    p.add_argument("--bits-log", metavar="PATH", help="per-step bits of every rank as JSON lines (rank 0)")
+    p.add_argument("--bits-log", metavar="PATH", help="per-step bits of every rank as JSON lines (written by rank 0)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
@@ -111,7 +111,13 @@ def _summary(args, hvd, opt, model, test_set, wall) -> dict:
             "analytic_bits_rank0": bits.total_analytic if hvd.rank() == 0 else None,
             "dense_fp32_bits_per_rank": dense_bits, "reduction": dense_bits / max(1, max(per_rank)),
             "communication_rounds": len(bits.history), "wall_time_s": wall,
-            "history": [vars(s) for s in bits.history]}
+            "history": _all_ranks_history(hvd, bits)}
+
+
+def _all_ranks_history(hvd, bits) -> list:
+    """Every rank's per-step bits, as rows tagged with the rank."""
+    mine = [dict(vars(s), rank=hvd.rank()) for s in bits.history]
+    return [row for rows in hvd.allgather_object(mine, name="summary.history") for row in rows]
 
 
 def format_table(summary: dict) -> str:

@@ -33,3 +33,14 @@ def test_bad_flags_rejected_before_training(tmp_path):
                           (["--compressor", "nope"], "invalid choice")):
         out = run_command([sys.executable, "-m", "hvd_qsparse.train", *flags], expect_rc=2, timeout=60)
         assert needle in out, (flags, out)
+
+
+def test_bits_log_has_every_rank_and_step(tmp_path):
+    log = tmp_path / "bits.jsonl"
+    summary = run_job(tmp_path, "--epochs", "1", "--local-steps", "2", "--bits-log", str(log))
+    rows = [json.loads(line) for line in log.read_text().splitlines()]
+    assert {r["rank"] for r in rows} == {0, 1}
+    for rank in (0, 1):
+        mine = [r for r in rows if r["rank"] == rank]
+        assert [r["step"] for r in mine] == list(range(1, summary["steps"], 2))  # sync after odd steps
+        assert sum(r["sent"] for r in mine) == summary["bits_per_rank"][rank]
