@@ -73,23 +73,14 @@ def test_non_summable_payload_is_already_aligned():
             assert payload_bytes(payload) == comp.payload_nbytes(d)
 
 
-def test_topk_sign_ratio_0001_under_one_500th_of_dense():
+@pytest.mark.parametrize("ratio,fraction,k", [(0.001, 500, 1049), (0.01, 150, 10486)])
+def test_topk_sign_far_under_dense(ratio, fraction, k):
     d = 2**20
-    comp = create("topk+sign", ratio=0.001)
+    comp = create("topk+sign", ratio=ratio)
     payload, _ = comp.compress(randn(d, seed=0))
-    real_bits = payload_bytes(payload) * 8
-    assert real_bits < 32 * d / 500
-    # k = 1049 entries: 20 index bits + 1 sign bit each, plus one fp32 scale
-    assert comp.analytic_bits(d) == 1049 * 21 + 32
-
-
-def test_topk_sign_ratio_001_under_one_150th_of_dense():
-    d = 2**20
-    comp = create("topk+sign", ratio=0.01)
-    payload, _ = comp.compress(randn(d, seed=1))
-    real_bits = payload_bytes(payload) * 8
-    assert real_bits < 32 * d / 150
-    assert comp.analytic_bits(d) == 10486 * 21 + 32
+    assert payload_bytes(payload) * 8 < 32 * d / fraction
+    # k entries: 20 index bits + 1 sign bit each, plus one fp32 scale
+    assert comp.analytic_bits(d) == k * 21 + 32
 
 
 def test_sign_and_qsgd_pack_signs_not_bytes():

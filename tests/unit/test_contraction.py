@@ -124,7 +124,6 @@ def test_randk_contraction_in_expectation(kind):
 def test_randk_sign_contraction_in_expectation(name):
     d, n = 300, 500
     comp = create(name, ratio=0.2)
-    k = comp.sparsifier.k(d)
     x = randn(d, seed=4)
     sq = x.double().pow(2).sum().item()
     mean = sum(sq_err(comp, x, seed=s) for s in range(n)) / n
