@@ -12,7 +12,7 @@ import time
 
 import torch
 
-from hvd_qsparse.algorithms import DistributedOptimizer, available_algorithms
+from hvd_qsparse.algorithms import DistributedOptimizer, algorithm_class, available_algorithms
 from hvd_qsparse.cli.data import load_digits_split, shard_batches
 from hvd_qsparse.cli.models import accuracy, digits_mlp
 from hvd_qsparse.compression import available, check_levels, check_ratio
@@ -29,7 +29,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--levels", type=int, default=256, help="QSGD levels s, >= 1")
     p.add_argument("--local-steps", type=int, default=4, help="H: steps between synchronizations, >= 1")
     p.add_argument("--warmup-steps", type=int, default=0, help="first steps dense and uncompressed")
-    p.add_argument("--exchange", default="auto", choices=["auto", "allgather", "allreduce"])
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--batch-size", type=int, default=32, help="per rank")
     p.add_argument("--lr", type=float, default=0.05)
@@ -38,6 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="PATH", help="write the summary as JSON (rank 0)")
     p.add_argument("--bits-log", metavar="PATH", help="per-step bits of every rank as JSON lines (written by rank 0)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    for name in available_algorithms():
+        algorithm_class(name).add_arguments(p.add_argument_group(f"--algorithm {name}"))
     return p
 
 
@@ -56,6 +57,10 @@ def parse_args(argv=None) -> argparse.Namespace:
             parser.error(f"{flag} must be an integer >= {low}, got {value}")
     if not args.lr > 0:
         parser.error(f"--lr must be > 0, got {args.lr}")
+    try:
+        args.options = algorithm_class(args.algorithm).options_from_args(args)
+    except ValueError as err:
+        parser.error(f"--algorithm {args.algorithm}: {err}")
     return args
 
 
@@ -64,10 +69,7 @@ def train(args: argparse.Namespace, hvd) -> dict:
     train_set, test_set = load_digits_split(seed=args.seed)
     model = digits_mlp(seed=args.seed)
     inner = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum)
-    opt = DistributedOptimizer(inner, model.named_parameters(), algorithm=args.algorithm,
-                               compressor=args.compressor, ratio=args.ratio, levels=args.levels,
-                               local_steps=args.local_steps, warmup_steps=args.warmup_steps,
-                               seed=args.seed, exchange=args.exchange)
+    opt = DistributedOptimizer(inner, model.named_parameters(), algorithm=args.algorithm, **args.options)
     opt.broadcast_state(root_rank=0)
     loss_fn = torch.nn.CrossEntropyLoss()
     steps_per_epoch = len(shard_batches(len(train_set), hvd.rank(), hvd.size(), args.batch_size, args.seed, 0))
@@ -99,7 +101,7 @@ def _progress(args, hvd, total):
 def _summary(args, hvd, opt, model, test_set, wall) -> dict:
     bits = opt.bits
     per_rank = hvd.allgather_object(bits.total_sent, name="summary.bits")
-    steps = opt.qstate.step
+    steps = opt.step_count
     dense_bits = 32 * opt.flat_numel() * steps
     acc = accuracy(model, test_set.x, test_set.y)
     accs = hvd.allgather_object(acc, name="summary.acc")

@@ -23,7 +23,7 @@ from typing import List, Optional, Tuple
 import horovod.torch as hvd
 import torch
 
-from hvd_qsparse.algorithms.qsparse_state import QsparseState
+from hvd_qsparse.algorithms.qsparse_state import EXCHANGES, QsparseState
 from hvd_qsparse.algorithms.registry import register_algorithm
 from hvd_qsparse.comm import AllgatherExchange, AllreduceExchange, Exchange, Message, Pending
 from hvd_qsparse.compression import Compressor, Context, NoneCompressor, create
@@ -159,6 +159,21 @@ class QsparseLocalSGD(WrappedOptimizer):
     def bits(self):
         """This rank's ``BitCounter``: per-step and total bits sent."""
         return self.qstate.bits
+
+    @property
+    def step_count(self) -> int:
+        return self.qstate.step
+
+    @classmethod
+    def add_arguments(cls, group) -> None:
+        group.add_argument("--exchange", default="auto", choices=EXCHANGES,
+                           help="auto: allreduce for summable compressors, allgather otherwise")
+
+    @classmethod
+    def options_from_args(cls, args) -> dict:
+        return {"compressor": args.compressor, "ratio": args.ratio, "levels": args.levels,
+                "local_steps": args.local_steps, "warmup_steps": args.warmup_steps, "seed": args.seed,
+                "exchange": args.exchange}
 
     def algorithm_state_dict(self) -> dict:
         return self.qstate.state_dict()

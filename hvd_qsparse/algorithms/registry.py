@@ -20,6 +20,17 @@ def available_algorithms():
     return list(ALGORITHMS)
 
 
+def algorithm_class(name: str) -> type:
+    """The optimizer wrapper registered as ``name``.
+
+    Raises:
+        ValueError: an unknown name (the message lists the accepted ones).
+    """
+    if name not in ALGORITHMS:
+        raise ValueError(f"unknown algorithm {name!r}; accepted: {', '.join(ALGORITHMS)}")
+    return ALGORITHMS[name]
+
+
 def DistributedOptimizer(optimizer, named_parameters=None, algorithm: str = "qsparse", **kwargs):  # noqa: N802
     """Wrap ``optimizer`` for communication-efficient data-parallel training.
 
@@ -30,6 +41,4 @@ def DistributedOptimizer(optimizer, named_parameters=None, algorithm: str = "qsp
     Raises:
         ValueError: an unknown algorithm (the message lists the accepted ones) or bad arguments.
     """
-    if algorithm not in ALGORITHMS:
-        raise ValueError(f"unknown algorithm {algorithm!r}; accepted: {', '.join(ALGORITHMS)}")
-    return ALGORITHMS[algorithm](optimizer, named_parameters=named_parameters, **kwargs)
+    return algorithm_class(algorithm)(optimizer, named_parameters=named_parameters, **kwargs)

@@ -63,6 +63,37 @@ class WrappedOptimizer(ABC):
     def load_algorithm_state_dict(self, state: dict) -> None:
         """Restore what ``algorithm_state_dict`` returned."""
 
+    @property
+    @abstractmethod
+    def bits(self):
+        """This rank's ``comm.BitCounter``: per-step and total bits sent."""
+
+    @property
+    @abstractmethod
+    def step_count(self) -> int:
+        """Steps taken so far."""
+
+    def load_synchronized_model(self) -> None:
+        """Copy the model every rank agrees on into the parameters (for evaluation); a no-op for
+        algorithms whose replicas are identical after every step."""
+
+    # --- the training job's flags (each algorithm owns its own) ----------------------------
+    @classmethod
+    def add_arguments(cls, group) -> None:
+        """Add this algorithm's own flags to an ``argparse`` argument group. Flags several
+        algorithms share (``--compressor``, ``--ratio``, ``--levels``, ``--local-steps``,
+        ``--warmup-steps``, ``--seed``) belong to the job."""
+
+    @classmethod
+    def options_from_args(cls, args) -> dict:
+        """Constructor keyword arguments from the parsed flags.
+
+        Raises:
+            ValueError: a bad value or combination, naming the flag and the accepted values
+                (the job turns it into a usage error before any rank trains).
+        """
+        return {}
+
     # --- torch.optim.Optimizer habits -----------------------------------------------------
     @property
     def param_groups(self):
