@@ -135,7 +135,8 @@ class QsparseLocalSGD(WrappedOptimizer):
         messages = []
         for name, value in named_values:
             payload, ctx, _ = state.error_feedback.compress(
-                name, value, state.compressor, seed=derive_seed(state.seed, step, name), stream=rank)
+                name, value, state.compressor, seed=derive_seed(state.seed, step, name), stream=rank,
+                return_decoded=False)
             messages.append(Message(payload, ctx))
         return messages
 

@@ -47,6 +47,11 @@ class SparseCompressor(Compressor):
             indices = self.sparsifier.indices_from_seed(numel, seed, values.device)
         return indices, values
 
+    def subtract_decoded_(self, target: torch.Tensor, payload: torch.Tensor, ctx: Context) -> torch.Tensor:
+        indices, values = self.decode_sparse(self.parts(payload, ctx.numel), ctx.numel, ctx.seed)
+        target.view(-1).index_add_(0, indices, values.to(target.dtype), alpha=-1)
+        return target
+
     def decompress_sum(self, payloads: Sequence[torch.Tensor], ctx: Context) -> torch.Tensor:
         """All ranks' payloads decoded with one scatter-add."""
         pairs = [self.decode_sparse(self.parts(p, ctx.numel), ctx.numel, ctx.seed) for p in payloads]

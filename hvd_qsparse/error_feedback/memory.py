@@ -25,13 +25,18 @@ class ErrorFeedback:
     def __init__(self):
         self.memory: Dict[str, torch.Tensor] = {}
 
-    def compress(self, name: str, value: torch.Tensor, compressor: Compressor,
-                 seed: Optional[int] = None, stream: int = 0) -> Tuple[torch.Tensor, Context, torch.Tensor]:
+    def compress(self, name: str, value: torch.Tensor, compressor: Compressor, seed: Optional[int] = None,
+                 stream: int = 0, return_decoded: bool = True) -> Tuple[torch.Tensor, Context, Optional[torch.Tensor]]:
         """Compress ``value + memory[name]`` and keep what did not get through.
+
+        Args:
+            return_decoded: also return D(payload) as a dense tensor. Without it the memory is
+                updated in place from the payload (for sparse compressors only k entries are
+                touched), which saves two passes over the tensor.
 
         Returns:
             ``(payload, ctx, decoded)``: what to send, how to decode it, and D(payload) (fp32,
-            the shape of ``value``), which the caller may reuse instead of decoding again.
+            the shape of ``value``; None unless ``return_decoded``).
 
         Raises:
             ValueError: the compressor refused the input (non-float, NaN/Inf); the memory is
@@ -42,10 +47,13 @@ class ErrorFeedback:
                              "accepted dtypes: float16, bfloat16, float32, float64")
         compensated = value.detach().float() + self._memory_for(name, value)
         payload, ctx = compressor.compress(compensated, seed=seed, stream=stream)
-        decoded = compressor.decompress(payload, ctx)
-        # Out of place: a summable compressor's payload is the compensated tensor itself.
-        self.memory[name] = compensated - decoded
-        return payload, ctx, decoded
+        if return_decoded or compressor.summable:
+            decoded = compressor.decompress(payload, ctx)
+            # Out of place: a summable compressor's payload is the compensated tensor itself.
+            self.memory[name] = compensated - decoded
+            return payload, ctx, decoded if return_decoded else None
+        self.memory[name] = compressor.subtract_decoded_(compensated, payload, ctx)
+        return payload, ctx, None
 
     def _memory_for(self, name: str, value: torch.Tensor) -> torch.Tensor:
         mem = self.memory.get(name)

@@ -1,4 +1,5 @@
-"""Run-time choice of the ops backend (thinc style): CuPy kernels for CUDA tensors, else torch.
+"""Run-time choice of the ops backend (thinc style): CuPy kernels for CUDA tensors, the torch
+reference with its faster CPU paths (``cpu_fast``) for CPU tensors.
 
 ``HVD_QSPARSE_OPS=reference`` (or ``torch``) forces the torch reference everywhere, which is how
 a suspected kernel bug is ruled in or out without changing code.
@@ -9,9 +10,11 @@ from functools import lru_cache
 
 import torch
 
+from hvd_qsparse.ops.cpu_fast import FastCpuOps
 from hvd_qsparse.ops.reference import TorchOps
 
 REFERENCE = TorchOps()
+FAST_CPU = FastCpuOps()
 ENV_VAR = "HVD_QSPARSE_OPS"
 
 
@@ -32,8 +35,9 @@ def _cuda_backend():
 
 def get_ops(tensor: torch.Tensor) -> TorchOps:
     """The backend that should process ``tensor``."""
-    if tensor.is_cuda and not force_reference():
+    if force_reference():
+        return REFERENCE
+    if tensor.is_cuda:
         backend = _cuda_backend()
-        if backend is not None:
-            return backend
-    return REFERENCE
+        return REFERENCE if backend is None else backend
+    return FAST_CPU

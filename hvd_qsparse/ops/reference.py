@@ -30,6 +30,22 @@ def make_generator(seed: int, device: torch.device) -> torch.Generator:
     return gen
 
 
+def exact_topk_indices(x: torch.Tensor, k: int) -> torch.Tensor:
+    """Indices of the ``k`` entries of largest ``|x|``, ascending.
+
+    Ties at the k-th magnitude are resolved towards the lowest indices, so the selected set is
+    a function of ``x`` alone (``torch.topk`` leaves tie order unspecified).
+    """
+    d = x.numel()
+    if k >= d:
+        return torch.arange(d, device=x.device)
+    mag = x.abs()
+    threshold = torch.topk(mag, k, sorted=False).values.min()
+    above = torch.nonzero(mag > threshold).reshape(-1)
+    ties = torch.nonzero(mag == threshold).reshape(-1)[: k - above.numel()]
+    return torch.cat([above, ties]).sort().values
+
+
 class TorchOps:
     """Reference implementations (pure torch)."""
 
@@ -37,19 +53,8 @@ class TorchOps:
 
     # --- sparsification -------------------------------------------------------------------
     def topk_indices(self, x: torch.Tensor, k: int) -> torch.Tensor:
-        """Indices of the ``k`` entries of largest ``|x|``, ascending.
-
-        Ties at the k-th magnitude are resolved towards the lowest indices, so the selected set
-        is a function of ``x`` alone (``torch.topk`` leaves tie order unspecified).
-        """
-        d = x.numel()
-        if k >= d:
-            return torch.arange(d, device=x.device)
-        mag = x.abs()
-        threshold = torch.topk(mag, k, sorted=False).values.min()
-        above = torch.nonzero(mag > threshold).reshape(-1)
-        ties = torch.nonzero(mag == threshold).reshape(-1)[: k - above.numel()]
-        return torch.cat([above, ties]).sort().values
+        """Indices of the ``k`` entries of largest ``|x|``, ascending (see ``exact_topk_indices``)."""
+        return exact_topk_indices(x, k)
 
     def randk_indices(self, d: int, k: int, seed: int, device: torch.device) -> torch.Tensor:
         """``k`` distinct indices of ``range(d)`` drawn uniformly from ``seed``, ascending."""

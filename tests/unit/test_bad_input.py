@@ -173,3 +173,11 @@ def test_error_feedback_refuses_integer_tensor_and_keeps_memory():
     with pytest.raises(ValueError, match="int64.*accepted dtypes"):
         ef.compress("w", torch.arange(10), create("topk", ratio=0.5))
     assert ef.memory == {}
+
+
+def test_finite_values_whose_sum_overflows_are_accepted():
+    """The cheap sum check overflows to Inf here; the exact check must still accept the input."""
+    from hvd_qsparse.compression import create
+    x = torch.full((4,), 3.0e38)
+    payload, ctx = create("topk", ratio=0.5).compress(x, seed=0)
+    assert torch.isfinite(create("topk", ratio=0.5).decompress(payload, ctx)).all()

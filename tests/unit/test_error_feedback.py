@@ -137,3 +137,17 @@ def test_shape_mismatch_raises_and_keeps_memory():
     with pytest.raises(ValueError, match="'w'"):
         ef.compress("w", randn(21, seed=2), comp)
     assert torch.equal(ef.memory["w"], before)
+
+
+@pytest.mark.parametrize("name", NON_SUMMABLE + SUMMABLE)
+def test_in_place_memory_update_matches_dense_decode(name):
+    """``return_decoded=False`` (the optimizers' fast path) leaves the same memory and payload."""
+    comp = make(name, ratio=0.1, levels=4)
+    dense, fast = ErrorFeedback(), ErrorFeedback()
+    for step in range(3):
+        value = randn(7, 33, seed=step)
+        p_dense, _, _ = dense.compress("w", value, comp, seed=50 + step)
+        p_fast, _, decoded = fast.compress("w", value, comp, seed=50 + step, return_decoded=False)
+        assert decoded is None
+        assert torch.equal(p_dense, p_fast)
+        assert torch.allclose(dense.memory["w"], fast.memory["w"], rtol=0, atol=1e-6)

@@ -4,7 +4,7 @@ import sys
 
 import torch
 
-from hvd_qsparse.ops import REFERENCE, force_reference, get_ops
+from hvd_qsparse.ops import FAST_CPU, REFERENCE, force_reference, get_ops
 
 from ._helpers import REPO_ROOT, subprocess_env
 
@@ -46,9 +46,10 @@ def test_import_without_cupy_in_subprocess():
     assert results[1][0].startswith("ok"), results[1]
 
 
-def test_cpu_tensors_use_reference_backend(monkeypatch):
-    assert get_ops(torch.zeros(3)) is REFERENCE
+def test_cpu_tensors_use_fast_cpu_backend_unless_reference_forced(monkeypatch):
+    assert get_ops(torch.zeros(3)) is FAST_CPU
     monkeypatch.setenv("HVD_QSPARSE_OPS", "reference")
     assert force_reference()
+    assert get_ops(torch.zeros(3)) is REFERENCE
     monkeypatch.setenv("HVD_QSPARSE_OPS", "auto")
     assert not force_reference()
