@@ -3,5 +3,9 @@ from hvd_qsparse.comm.accounting import BitCounter, StepBits
 from hvd_qsparse.comm.allgather import AllgatherExchange
 from hvd_qsparse.comm.allreduce import AllreduceExchange
 from hvd_qsparse.comm.base import Exchange, Message, Pending
+from hvd_qsparse.comm.parameter_server import ParameterServerExchange
+from hvd_qsparse.comm.sharded_server import ShardedServerExchange
+from hvd_qsparse.comm.two_pass import ServerRound, TwoPassExchange, shard_sizes
 
 __all__ = ["BitCounter", "StepBits", "AllgatherExchange", "AllreduceExchange", "Exchange", "Message", "Pending"]
+__all__ += ["ParameterServerExchange", "ServerRound", "ShardedServerExchange", "TwoPassExchange", "shard_sizes"]

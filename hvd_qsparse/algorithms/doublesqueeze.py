@@ -1,0 +1,130 @@
+r"""DoubleSqueeze (Tang, Yu, Lian, Zhang, Liu, ICML 2019): error-compensated compression twice.
+
+Every step, with the compressor Q, worker i's gradient g_i, its memory δ_i and the server
+memory δ̄,
+
+.. math::
+    v_i = Q(g_i + \delta_i),\quad \delta_i \leftarrow g_i + \delta_i - v_i,\qquad
+    v = Q\big(\tfrac1R \textstyle\sum_i v_i + \bar\delta\big),\quad
+    \bar\delta \leftarrow \tfrac1R \textstyle\sum_i v_i + \bar\delta - v,
+
+and every rank hands v to the wrapped optimizer as its gradient (x ← x − η v for plain SGD).
+
+Decisions: the gradients of all parameters form one flat fp32 vector of d entries, cut into R
+contiguous near-equal shards (``comm.shard_sizes``); δ_i and δ̄ are kept per shard and Q runs
+per shard, so the compressor's d is the shard size (⌈d/R⌉ or ⌊d/R⌋). With
+``server_layout="sharded"`` rank j serves shard j (alltoall, then allgather); with ``"ps"``
+rank 0 serves every shard (gather, then broadcast), as the paper's figure. Both layouts use the
+same shards and seeds and give bit-identical results. The exchange runs in ``step()``, after
+backward; DoubleSqueeze has no local steps and no warm-up. ``server_memory=False`` runs the
+server pass without δ̄ (the ablation).
+"""
+from typing import List
+
+import horovod.torch as hvd
+import torch
+
+from hvd_qsparse.algorithms.doublesqueeze_state import SERVER_LAYOUTS, DoubleSqueezeState
+from hvd_qsparse.algorithms.registry import register_algorithm
+from hvd_qsparse.comm import Message
+from hvd_qsparse.compression import Compressor, create
+from hvd_qsparse.ops import derive_seed
+from hvd_qsparse.optim import WrappedOptimizer
+
+
+@register_algorithm("doublesqueeze")
+class DoubleSqueeze(WrappedOptimizer):
+    """The wrapped optimizer running DoubleSqueeze.
+
+    Args:
+        optimizer: any torch optimizer; it steps with the server's reply v as the gradient.
+        named_parameters: ``model.named_parameters()`` (fixes the order of the flat gradient).
+        compressor: a registered name (``sign``, ``topk+qsgd`` ...) or a ``Compressor`` instance.
+        ratio, levels: the compressor's parameters when given by name.
+        server_layout: ``sharded`` or ``ps``.
+        server_memory: keep the server memory δ̄ (the algorithm); False for the ablation.
+        seed: base seed of the per-(step, shard) seeds.
+    """
+
+    def __init__(self, optimizer, named_parameters=None, compressor="sign", ratio=None, levels=None,
+                 server_layout: str = "sharded", server_memory: bool = True, seed: int = 0):
+        super().__init__(optimizer, named_parameters)
+        if not isinstance(compressor, Compressor):
+            compressor = create(compressor, ratio=ratio, levels=levels)
+        self.dstate = DoubleSqueezeState(compressor, hvd.size(), self.flat_numel(), server_layout,
+                                         server_memory, seed)
+        self.exchange = self.dstate.make_exchange()
+
+    def step(self, closure=None):
+        """Both compression passes on this step's gradients, then the wrapped optimizer's step."""
+        loss = closure() if closure is not None else None
+        state, step = self.dstate, self.dstate.step
+        messages = self._worker_pass(self._flat_gradient(), step)
+        result = self.exchange.exchange(messages, name="doublesqueeze")
+        self._write_gradients(result.update)
+        state.bits.record(step, 8 * result.sent_bytes, result.analytic_bits, 32 * self.flat_numel())
+        state.bits_received += 8 * result.received_bytes
+        state.last_messages, state.last_round = messages, result
+        self.optimizer.step()
+        state.step += 1
+        return loss
+
+    def _flat_gradient(self) -> torch.Tensor:
+        return torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).detach().reshape(-1).float()
+                          for _, p in self.named_params])
+
+    def _worker_pass(self, flat: torch.Tensor, step: int) -> List[Message]:
+        """v_i = Q(g_i + δ_i) shard by shard; δ_i keeps the rest."""
+        state, rank = self.dstate, hvd.rank()
+        messages = []
+        for j, shard in enumerate(flat.split(state.shard_sizes)):
+            name = f"shard{j}"
+            payload, ctx, _ = state.worker_memory.compress(name, shard, state.compressor,
+                                                           seed=derive_seed(state.seed, step, name), stream=rank)
+            messages.append(Message(payload, ctx))
+        return messages
+
+    @torch.no_grad()
+    def _write_gradients(self, update: torch.Tensor) -> None:
+        offset = 0
+        for _, param in self.named_params:
+            value = update[offset: offset + param.numel()].view_as(param).to(param.dtype)
+            if param.grad is None:
+                param.grad = value.clone()
+            else:
+                param.grad.copy_(value)
+            offset += param.numel()
+
+    # --- state ----------------------------------------------------------------------------
+    @property
+    def bits(self):
+        """This rank's ``BitCounter``: per-step bits handed to the collectives, both passes."""
+        return self.dstate.bits
+
+    @property
+    def step_count(self) -> int:
+        return self.dstate.step
+
+    @classmethod
+    def add_arguments(cls, group) -> None:
+        group.add_argument("--server-layout", default="sharded", choices=list(SERVER_LAYOUTS),
+                           help="sharded: rank j serves shard j (alltoall + allgather); ps: rank 0 serves "
+                                "all (gather + broadcast). DoubleSqueeze talks every step: --local-steps "
+                                "does not apply")
+        group.add_argument("--no-server-memory", action="store_true",
+                           help="run the server pass without its error-feedback memory (ablation)")
+
+    @classmethod
+    def options_from_args(cls, args) -> dict:
+        if args.warmup_steps != 0:
+            raise ValueError(f"--warmup-steps must be 0 with doublesqueeze (it compresses from the first "
+                             f"step), got {args.warmup_steps}")
+        return {"compressor": args.compressor, "ratio": args.ratio, "levels": args.levels,
+                "server_layout": args.server_layout, "server_memory": not args.no_server_memory,
+                "seed": args.seed}
+
+    def algorithm_state_dict(self) -> dict:
+        return self.dstate.state_dict()
+
+    def load_algorithm_state_dict(self, state: dict) -> None:
+        self.dstate.load_state_dict(state)
