@@ -5,6 +5,7 @@ ends with a table: test accuracy, bits sent per rank, the ratio to dense fp32 al
 time. ``--json PATH`` also writes the summary for scripts and tests.
 """
 import argparse
+import functools
 import json
 import logging
 import sys
@@ -72,11 +73,12 @@ def train(args: argparse.Namespace, hvd) -> dict:
     opt = DistributedOptimizer(inner, model.named_parameters(), algorithm=args.algorithm, **args.options)
     opt.broadcast_state(root_rank=0)
     loss_fn = torch.nn.CrossEntropyLoss()
-    steps_per_epoch = len(shard_batches(len(train_set), hvd.rank(), hvd.size(), args.batch_size, args.seed, 0))
+    batches_for = epoch_batches(opt, args, train_set, hvd)
+    steps_per_epoch = len(batches_for(0))
     bar = _progress(args, hvd, args.epochs * steps_per_epoch)
     start = time.perf_counter()
     for epoch in range(args.epochs):
-        for batch in shard_batches(len(train_set), hvd.rank(), hvd.size(), args.batch_size, args.seed, epoch):
+        for batch in batches_for(epoch):
             opt.zero_grad()
             loss = loss_fn(model(train_set.x[batch]), train_set.y[batch])
             loss.backward()
@@ -89,6 +91,14 @@ def train(args: argparse.Namespace, hvd) -> dict:
         bar.close()
     opt.load_synchronized_model()
     return _summary(args, hvd, opt, model, test_set, wall)
+
+
+def epoch_batches(opt, args, train_set, hvd):
+    """``epoch -> this rank's batches``: from the algorithm's own sampler when it makes one
+    (``make_sampler``: RI-SGD's redundant, optionally label-sorted chunks), else a disjoint shard."""
+    if hasattr(opt, "make_sampler"):
+        return opt.make_sampler(train_set.y, args.batch_size).epoch_batches
+    return functools.partial(shard_batches, len(train_set), hvd.rank(), hvd.size(), args.batch_size, args.seed)
 
 
 def _progress(args, hvd, total):
