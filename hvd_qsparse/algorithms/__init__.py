@@ -7,11 +7,8 @@ from hvd_qsparse.algorithms.registry import (DistributedOptimizer, algorithm_cla
                                              register_algorithm)
 from hvd_qsparse.algorithms.risgd import RISGD
 from hvd_qsparse.algorithms.risgd_state import RiSGDState
-from hvd_qsparse.algorithms.risgd import RISGD
-from hvd_qsparse.algorithms.risgd_state import RiSGDState
 
 __all__ = ["DistributedOptimizer", "QsparseLocalSGD", "QsparseState", "algorithm_class", "available_algorithms",
            "register_algorithm"]
 __all__ += ["DoubleSqueeze", "DoubleSqueezeState"]
-__all__ += ["RISGD", "RiSGDState"]
 __all__ += ["RISGD", "RiSGDState"]
