@@ -2,6 +2,8 @@
 from hvd_qsparse.algorithms.doublesqueeze import DoubleSqueeze
 from hvd_qsparse.algorithms.doublesqueeze_state import DoubleSqueezeState
 from hvd_qsparse.algorithms.qsparse import QsparseLocalSGD
+from hvd_qsparse.algorithms.qsparse_async import QsparseAsyncLocalSGD
+from hvd_qsparse.algorithms.qsparse_async_state import QsparseAsyncState
 from hvd_qsparse.algorithms.qsparse_state import QsparseState
 from hvd_qsparse.algorithms.registry import (DistributedOptimizer, algorithm_class, available_algorithms,
                                              register_algorithm)
@@ -12,3 +14,4 @@ __all__ = ["DistributedOptimizer", "QsparseLocalSGD", "QsparseState", "algorithm
            "register_algorithm"]
 __all__ += ["DoubleSqueeze", "DoubleSqueezeState"]
 __all__ += ["RISGD", "RiSGDState"]
+__all__ += ["QsparseAsyncLocalSGD", "QsparseAsyncState"]

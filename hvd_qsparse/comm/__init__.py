@@ -1,11 +1,15 @@
-"""Exchanges of compressed payloads over Horovod."""
+"""Exchanges of compressed payloads over Horovod, and one-sided MPI windows."""
 from hvd_qsparse.comm.accounting import BitCounter, StepBits
 from hvd_qsparse.comm.allgather import AllgatherExchange
 from hvd_qsparse.comm.allreduce import AllreduceExchange
 from hvd_qsparse.comm.base import Exchange, Message, Pending
+from hvd_qsparse.comm.layout import FlatLayout, Slot
 from hvd_qsparse.comm.parameter_server import ParameterServerExchange
+from hvd_qsparse.comm.progress import ProgressThread
 from hvd_qsparse.comm.sharded_server import ShardedServerExchange
 from hvd_qsparse.comm.two_pass import ServerRound, TwoPassExchange, shard_sizes
+from hvd_qsparse.comm.window import OneSidedUnavailableError, Window
 
 __all__ = ["BitCounter", "StepBits", "AllgatherExchange", "AllreduceExchange", "Exchange", "Message", "Pending"]
 __all__ += ["ParameterServerExchange", "ServerRound", "ShardedServerExchange", "TwoPassExchange", "shard_sizes"]
+__all__ += ["FlatLayout", "OneSidedUnavailableError", "ProgressThread", "Slot", "Window"]

@@ -1,0 +1,275 @@
+r"""Asynchronous Qsparse-local-SGD (Basu, Data, Karakus, Diggavi, NeurIPS 2019, section 4).
+
+Each rank r has its own synchronization schedule I^(r) (gaps ≤ H, not aligned across ranks).
+Every step the wrapped optimizer takes a local step x^(r)_{t+½}; when t + 1 ∈ I^(r), with
+x̂^(r) the global model this rank fetched last,
+
+.. math::
+    u = m^{(r)} + \hat x^{(r)} - x^{(r)}_{t+\frac12},\quad
+    \tilde g^{(r)} = \mathrm{QComp}_k(u),\quad m^{(r)} \leftarrow u - \tilde g^{(r)},\quad
+    \hat x \leftarrow \hat x - \tfrac1R \tilde g^{(r)}\ \text{(at once, waiting for no one)},\quad
+    x^{(r)}_{t+1} = \hat x^{(r)} \leftarrow \hat x.
+
+The global x̂ is one fp32 vector in an MPI window on the host rank (``comm.Window``). A push
+is ``Accumulate(op=SUM)`` of −g̃^(r)/R through an indexed datatype (only the k touched entries
+move; a dense quantizer pushes the whole vector), followed in the same shared-lock epoch by a
+fetch of the whole x̂ (``Get_accumulate(NO_OP)``, so it sees this push and never a torn entry).
+There is no master loop and no barrier while training: the host trains like everyone else,
+and a progress thread on it (``progress="thread"``) makes pushes complete while it computes.
+
+Start: rank 0's parameters become x̂ (after ``broadcast_state``, every rank's); on resume the
+host writes back the window it saved. End: ``finish()`` (called by ``load_synchronized_model``)
+pushes each rank's last local steps, waits for every rank, gives every rank the final x̂ and
+frees the window: the only barriers are there and at the start.
+
+Bits: what crosses the wire is fp32 values plus an int32 displacement per touched entry (MPI
+sums native types only, so the quantizer's packing cannot survive a SUM accumulate); those are
+the bits counted, next to the compressor's analytic figure. The fetch of x̂ (32·d bits per
+push, received) is counted apart, in ``fetched_bits``.
+"""
+import atexit
+from typing import Optional
+
+import horovod.torch as hvd
+import torch
+
+from hvd_qsparse.algorithms.qsparse_async_state import PROGRESS, QsparseAsyncState
+from hvd_qsparse.algorithms.registry import register_algorithm
+from hvd_qsparse.comm import FlatLayout, ProgressThread, Window
+from hvd_qsparse.compression import Compressor, NoneCompressor, SparseCompressor, create
+from hvd_qsparse.ops import derive_seed
+from hvd_qsparse.optim import WrappedOptimizer
+
+STEPS_COUNTER = 0  # window counter: local steps pushed by all ranks
+
+
+def touched_entries(compressor: Compressor, payload, ctx, decoded: Optional[torch.Tensor]):
+    """``(indices, values)`` of D(payload) for one tensor: the sparsifier's k entries, or
+    ``(None, decoded)`` (all values) for a dense compressor."""
+    if isinstance(compressor, SparseCompressor):
+        return compressor.decode_sparse(compressor.parts(payload, ctx.numel), ctx.numel, ctx.seed)
+    return None, decoded.reshape(-1).float()
+
+
+@register_algorithm("qsparse-async")
+class QsparseAsyncLocalSGD(WrappedOptimizer):
+    """The wrapped optimizer running asynchronous Qsparse-local-SGD over a one-sided window.
+
+    Constructing it is collective (it allocates the window); so are ``broadcast_state`` and
+    ``finish``. Needs Horovod running on MPI (``mpirun`` or ``horovodrun``, not ``--gloo``).
+
+    Args:
+        optimizer: any torch optimizer; it takes the local steps.
+        named_parameters: ``model.named_parameters()``; same names and shapes on every rank.
+        compressor: a registered name or a ``Compressor``; ratio, levels: its parameters.
+        local_steps: H, the largest gap between two pushes of one rank.
+        warmup_steps: first steps pushed dense every step. seed: base seed.
+        host_rank: the rank holding x̂. progress: ``thread`` or ``none`` (see ``comm.progress``).
+        step_budget: total steps of all ranks after which ``should_stop`` becomes True.
+
+    Raises:
+        ValueError: a bad argument, or models whose layouts differ between ranks (every rank
+            raises, naming the first differing parameter).
+        comm.OneSidedUnavailableError: MPI cannot create the window (every rank raises).
+    """
+
+    def __init__(self, optimizer, named_parameters=None, compressor="topk", ratio: Optional[float] = None,
+                 levels: Optional[int] = None, local_steps: int = 4, warmup_steps: int = 0, seed: int = 0,
+                 host_rank: int = 0, progress: str = "thread", step_budget: Optional[int] = None):
+        super().__init__(optimizer, named_parameters)
+        if not isinstance(compressor, Compressor):
+            compressor = create(compressor, ratio=ratio, levels=levels)
+        self.qstate = QsparseAsyncState(compressor, hvd.rank(), local_steps, warmup_steps, seed, host_rank,
+                                        progress, step_budget)
+        _check_horovod_on_mpi()
+        self.layout = FlatLayout.of(self.named_params)
+        self.window = Window(self.layout, host_rank, counters=1)
+        self.dense = NoneCompressor()
+        self.x_hat_flat = torch.zeros(self.layout.numel)
+        self.progress: Optional[ProgressThread] = None
+        self.started = self.finished = self.resumed = False
+
+    # --- start ------------------------------------------------------------------------------
+    def broadcast_state(self, root_rank: int = 0) -> None:
+        """Broadcast parameters and optimizer state, then put the model in the window."""
+        super().broadcast_state(root_rank)
+        self.start()
+
+    def start(self) -> None:
+        """Fill the window (collective, once): the host's saved window after ``load_state_dict``,
+        rank 0's parameters otherwise; then every rank fetches x̂ and, on a fresh start, trains
+        from it. Called by ``broadcast_state`` or, failing that, by the first ``step``."""
+        if self.started:
+            return
+        window, state = self.window, self.qstate
+        resuming = window.comm.bcast(state.window_snapshot is not None, root=state.host_rank)
+        writer = state.host_rank if resuming else 0
+        if window.rank == writer:
+            with window.lock(exclusive=True):
+                self._write_window()
+        window.barrier()
+        if not self.resumed:
+            with window.lock():
+                window.fetch(self.x_hat_flat)
+            self._bind_x_hat()
+            self._load_x_hat_into_params()
+        if window.rank == state.host_rank and state.progress == "thread":
+            self.progress = ProgressThread(window.comm).start()
+            atexit.register(self.progress.stop)  # a daemon thread must not probe a finalized MPI
+        self.started = True
+
+    def _write_window(self) -> None:
+        snapshot = self.qstate.window_snapshot
+        if snapshot is None:
+            self.window.put(self.layout.flatten(self.named_params))
+            self.window.set_counters([0])
+            return
+        self.layout.check_matches(snapshot["layout"], here="the model", there="the checkpoint's window")
+        self.window.put(snapshot["x_hat"])
+        self.window.set_counters(snapshot["counters"].tolist())
+
+    def _bind_x_hat(self) -> None:
+        self.qstate.x_hat = self.layout.views(self.x_hat_flat)
+
+    @torch.no_grad()
+    def _load_x_hat_into_params(self) -> None:
+        for name, param in self.named_params:
+            param.copy_(self.qstate.x_hat[name])
+
+    # --- the step ---------------------------------------------------------------------------
+    def step(self, closure=None):
+        """A local step; at this rank's sync steps, push the compressed change and fetch x̂."""
+        if self.finished:
+            raise RuntimeError("qsparse-async: finish() has freed the window; build a new optimizer to train on")
+        loss = closure() if closure is not None else None
+        self.start()
+        self.optimizer.step()
+        self.qstate.step += 1
+        if self.qstate.syncs_now():
+            self._push_and_fetch()
+        return loss
+
+    @property
+    def should_stop(self) -> bool:
+        """True once all ranks together have pushed ``step_budget`` steps (as of our last push)."""
+        return self.qstate.should_stop
+
+    def _push_and_fetch(self) -> None:
+        state, window = self.qstate, self.window
+        step = state.step - 1
+        indices, values, analytic = self._compress_update(step)
+        covered = state.pushed()
+        with window.lock():
+            sent = window.accumulate(values, indices)
+            before = window.add_counter(STEPS_COUNTER, covered)
+            received = window.fetch(self.x_hat_flat)
+        self._load_x_hat_into_params()
+        state.global_steps = int(before[0]) + covered
+        state.fetched_bits += 8 * received
+        state.bits.record(step, 8 * sent, analytic, 32 * self.layout.numel)
+
+    def _compress_update(self, step: int):
+        """Window offsets (None when dense), the values −g̃/R and the analytic bits of g̃."""
+        state, size = self.qstate, hvd.size()
+        compressor = self.dense if state.is_warmup(step) else state.compressor
+        all_indices, all_values, analytic = [], [], 0
+        for name, param in self.named_params:
+            change = state.x_hat[name] - param.detach().float()
+            payload, ctx, decoded = state.error_feedback.compress(
+                name, change, compressor, seed=derive_seed(state.seed, step, name), stream=state.rank,
+                return_decoded=not isinstance(compressor, SparseCompressor))
+            indices, values = touched_entries(compressor, payload, ctx, decoded)
+            if indices is not None:
+                all_indices.append(indices + self.layout.offset(name))
+            all_values.append(values)
+            analytic += compressor.analytic_bits(ctx.numel)
+        values = torch.cat(all_values).div_(-size)
+        indices = torch.cat(all_indices).to(torch.int32) if all_indices else None
+        return indices, values, analytic
+
+    # --- the end ------------------------------------------------------------------------------
+    def finish(self) -> None:
+        """Push the local steps not pushed yet, wait for every rank, load the final x̂ on every
+        rank and free the window (collective; ranks may arrive at different times)."""
+        if self.finished:
+            return
+        self.start()
+        if self.qstate.step > self.qstate.last_push_step:
+            self._push_and_fetch()
+        self.window.barrier()
+        with self.window.lock():
+            received = self.window.fetch(self.x_hat_flat)
+            total = self.window.add_counter(STEPS_COUNTER, 0)
+        self.qstate.fetched_bits += 8 * received
+        self.qstate.global_steps = int(total[0])
+        self._load_x_hat_into_params()
+        self.window.barrier()  # nobody frees the window while a rank still reads it
+        if self.progress is not None:
+            self.progress.stop()
+            atexit.unregister(self.progress.stop)
+        self.window.free()
+        self.finished = True
+
+    def load_synchronized_model(self) -> None:
+        """End training (``finish``) and load the final x̂, identical on every rank."""
+        self.finish()
+
+    # --- state --------------------------------------------------------------------------------
+    @property
+    def bits(self):
+        """This rank's ``BitCounter``: per push, the bytes handed to MPI's accumulate, times 8."""
+        return self.qstate.bits
+
+    @property
+    def step_count(self) -> int:
+        return self.qstate.step
+
+    @classmethod
+    def add_arguments(cls, group) -> None:
+        group.add_argument("--window-host-rank", type=int, default=0, help="rank whose memory holds x̂ (the window)")
+        group.add_argument("--mpi-progress", default="thread", choices=PROGRESS,
+                           help="thread: the host runs an MPI progress thread, so pushes complete while it computes")
+
+    @classmethod
+    def options_from_args(cls, args) -> dict:
+        if args.window_host_rank < 0:
+            raise ValueError(f"--window-host-rank must be an integer >= 0 (a rank), got {args.window_host_rank}")
+        return {"compressor": args.compressor, "ratio": args.ratio, "levels": args.levels,
+                "local_steps": args.local_steps, "warmup_steps": args.warmup_steps, "seed": args.seed,
+                "host_rank": args.window_host_rank, "progress": args.mpi_progress}
+
+    def algorithm_state_dict(self) -> dict:
+        """This rank's state; on the host also the window (x̂ and counters) as it is now."""
+        state = self.qstate
+        if hvd.rank() == state.host_rank and self.started:
+            state.window_snapshot = self._window_snapshot()
+        return state.state_dict()
+
+    def _window_snapshot(self) -> dict:
+        """The global x̂ and counters now (after ``finish``: the final x̂ and step count)."""
+        x_hat, counters = self.x_hat_flat.clone(), [self.qstate.global_steps]
+        if not self.finished:
+            with self.window.lock():
+                self.window.fetch(x_hat)
+                counters = self.window.add_counter(STEPS_COUNTER, 0)
+        return {"layout": self.layout.signature(), "x_hat": x_hat, "counters": torch.tensor(list(counters))}
+
+    def load_algorithm_state_dict(self, state: dict) -> None:
+        if self.started:
+            raise RuntimeError("qsparse-async: load_state_dict must come before the first step")
+        x_hat = state["x_hat"]
+        self.layout.check_matches([(n, tuple(t.shape)) for n, t in x_hat.items()], here="the model",
+                                  there="the checkpoint")
+        self.qstate.load_state_dict(state)
+        self.x_hat_flat = self.layout.flatten(x_hat.items())
+        self._bind_x_hat()
+        self.resumed = True
+
+
+def _check_horovod_on_mpi() -> None:
+    """The window lives on MPI's world: Horovod must run on the same MPI world."""
+    from hvd_qsparse.comm.window import load_mpi
+    world = load_mpi().COMM_WORLD.Get_size()
+    if not hvd.mpi_enabled() or world != hvd.size():
+        raise ValueError(f"algorithm 'qsparse-async' needs Horovod running on MPI (mpirun, or horovodrun "
+                         f"without --gloo): Horovod has {hvd.size()} ranks, MPI's world {world}")
