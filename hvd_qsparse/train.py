@@ -14,7 +14,9 @@ import time
 import torch
 
 from hvd_qsparse.algorithms import DistributedOptimizer, algorithm_class, available_algorithms
+from hvd_qsparse.cli import config
 from hvd_qsparse.cli.data import load_digits_split, shard_batches
+from hvd_qsparse.cli.metrics import MetricsLog, StepRecorder, check_path
 from hvd_qsparse.cli.models import accuracy, digits_mlp
 from hvd_qsparse.compression import available, check_levels, check_ratio
 
@@ -35,9 +37,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=0.05)
     p.add_argument("--momentum", type=float, default=0.9)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--straggler-rank", type=int, default=-1, metavar="R",
+                   help="rank R sleeps --straggler-sleep seconds after every step (a slow worker); -1: none")
+    p.add_argument("--straggler-sleep", type=float, default=0.0, metavar="SECONDS", help="see --straggler-rank")
     p.add_argument("--json", metavar="PATH", help="write the summary as JSON (rank 0)")
     p.add_argument("--bits-log", metavar="PATH", help="per-step bits of every rank as JSON lines (written by rank 0)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--config", metavar="FILE", help="YAML or TOML file of flags (flags given too win)")
+    p.add_argument("--metrics", metavar="PATH", help="per-step metrics, .jsonl or .csv (rank 0)")
+    p.add_argument("--eval-every", type=int, default=0, metavar="N",
+                   help="steps between test-accuracy rows in --metrics (default: once per epoch)")
+    p.add_argument("--tensorboard", metavar="DIR", help="also write the metrics as TensorBoard scalars")
     for name in available_algorithms():
         algorithm_class(name).add_arguments(p.add_argument_group(f"--algorithm {name}"))
     return p
@@ -46,18 +56,35 @@ def build_parser() -> argparse.ArgumentParser:
 def parse_args(argv=None) -> argparse.Namespace:
     """Flags, validated before any rank starts training (bad values exit with the flag's name)."""
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--config")
+    config_path = pre.parse_known_args(argv)[0].config
+    if config_path:
+        try:
+            argv = config.to_argv(config.load(config_path), parser) + argv
+        except (ValueError, OSError) as err:
+            parser.error(str(err))
     args = parser.parse_args(argv)
+    if args.metrics:
+        try:
+            check_path(args.metrics)
+        except ValueError as err:
+            parser.error(str(err))
     for flag, check, value in (("--ratio", check_ratio, args.ratio), ("--levels", check_levels, args.levels)):
         try:
             check(value)
         except ValueError as err:
             parser.error(f"{flag}: {err}")
     for flag, value, low in (("--local-steps", args.local_steps, 1), ("--warmup-steps", args.warmup_steps, 0),
-                             ("--epochs", args.epochs, 1), ("--batch-size", args.batch_size, 1)):
+                             ("--epochs", args.epochs, 1), ("--batch-size", args.batch_size, 1),
+                             ("--eval-every", args.eval_every, 0), ("--straggler-rank", args.straggler_rank, -1)):
         if value < low:
             parser.error(f"{flag} must be an integer >= {low}, got {value}")
     if not args.lr > 0:
         parser.error(f"--lr must be > 0, got {args.lr}")
+    if not args.straggler_sleep >= 0:
+        parser.error(f"--straggler-sleep must be >= 0 seconds, got {args.straggler_sleep}")
     try:
         args.options = algorithm_class(args.algorithm).options_from_args(args)
     except ValueError as err:
@@ -67,6 +94,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def train(args: argparse.Namespace, hvd) -> dict:
     """Run the job on this rank; returns the summary (identical on every rank)."""
+    if args.straggler_rank >= hvd.size():
+        raise ValueError(f"--straggler-rank must be -1 or a rank in [0, {hvd.size() - 1}], got {args.straggler_rank}")
     train_set, test_set = load_digits_split(seed=args.seed)
     model = digits_mlp(seed=args.seed)
     inner = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum)
@@ -76,19 +105,28 @@ def train(args: argparse.Namespace, hvd) -> dict:
     batches_for = epoch_batches(opt, args, train_set, hvd)
     steps_per_epoch = len(batches_for(0))
     bar = _progress(args, hvd, args.epochs * steps_per_epoch)
+    recorder = _recorder(args, hvd, opt, model, test_set, steps_per_epoch)
     start = time.perf_counter()
     for epoch in range(args.epochs):
         for batch in batches_for(epoch):
+            step_start = time.perf_counter()
             opt.zero_grad()
             loss = loss_fn(model(train_set.x[batch]), train_set.y[batch])
             loss.backward()
             opt.step()
+            if hvd.rank() == args.straggler_rank:
+                time.sleep(args.straggler_sleep)
+            if recorder is not None:
+                now = time.perf_counter()
+                recorder.after_step(epoch, loss.item(), now - step_start, now - start)
             if bar is not None:
                 bar.set_postfix(epoch=epoch, loss=f"{loss.item():.3f}", refresh=False)
                 bar.update()
     wall = time.perf_counter() - start
     if bar is not None:
         bar.close()
+    if recorder is not None and recorder.log is not None:
+        recorder.log.close()
     opt.load_synchronized_model()
     return _summary(args, hvd, opt, model, test_set, wall)
 
@@ -99,6 +137,19 @@ def epoch_batches(opt, args, train_set, hvd):
     if hasattr(opt, "make_sampler"):
         return opt.make_sampler(train_set.y, args.batch_size).epoch_batches
     return functools.partial(shard_batches, len(train_set), hvd.rank(), hvd.size(), args.batch_size, args.seed)
+
+
+def _recorder(args, hvd, opt, model, test_set, steps_per_epoch):
+    """The metrics recorder on every rank when ``--metrics`` is given (rank 0 writes)."""
+    if not args.metrics:
+        return None
+    log = None
+    if hvd.rank() == 0:
+        meta = {k: v for k, v in vars(args).items() if k != "options"}
+        meta["label"] = f"{args.algorithm} {args.compressor} H={args.local_steps}"
+        log = MetricsLog(args.metrics, args.tensorboard, meta=meta)
+    return StepRecorder(opt, log, lambda: accuracy(model, test_set.x, test_set.y), hvd.allgather_object,
+                        args.eval_every or steps_per_epoch)
 
 
 def _progress(args, hvd, total):

@@ -90,7 +90,9 @@ class QsparseLocalSGD(WrappedOptimizer):
             self.buckets.flush()
         size = hvd.size()
         for pending, bucket, analytic in self._pending:
-            for (_, param), total in zip(bucket, pending.wait()):
+            with self.timer.phase("communicate"):
+                totals = pending.wait()
+            for (_, param), total in zip(bucket, totals):
                 mean = total.view_as(param).div_(size).to(param.dtype)
                 if param.grad is None:
                     param.grad = mean
@@ -123,8 +125,10 @@ class QsparseLocalSGD(WrappedOptimizer):
         changes = [(n, x_hat[n] - p.detach().float()) for n, p in self.named_params]
         pending = self.exchange.start(self._compress_all(changes, step), name="qsparse.sync")
         size = hvd.size()
+        with self.timer.phase("communicate"):
+            totals = pending.wait()
         with torch.no_grad():
-            for (name, param), total in zip(self.named_params, pending.wait()):
+            for (name, param), total in zip(self.named_params, totals):
                 x_hat[name].sub_(total.view_as(param).div_(size))
                 param.copy_(x_hat[name])
         analytic = sum(self.qstate.compressor.analytic_bits(p.numel()) for _, p in self.named_params)
@@ -133,11 +137,12 @@ class QsparseLocalSGD(WrappedOptimizer):
     def _compress_all(self, named_values, step: int) -> List[Message]:
         state, rank = self.qstate, hvd.rank()
         messages = []
-        for name, value in named_values:
-            payload, ctx, _ = state.error_feedback.compress(
-                name, value, state.compressor, seed=derive_seed(state.seed, step, name), stream=rank,
-                return_decoded=False)
-            messages.append(Message(payload, ctx))
+        with self.timer.phase("compress"):
+            for name, value in named_values:
+                payload, ctx, _ = state.error_feedback.compress(
+                    name, value, state.compressor, seed=derive_seed(state.seed, step, name), stream=rank,
+                    return_decoded=False)
+                messages.append(Message(payload, ctx))
         return messages
 
     def _reset_x_hat(self) -> None:

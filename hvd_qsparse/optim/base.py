@@ -10,6 +10,8 @@ from typing import Iterable, List, Optional, Tuple
 import horovod.torch as hvd
 import torch
 
+from hvd_qsparse.optim.timing import StepTimer
+
 
 def resolve_named_parameters(optimizer: torch.optim.Optimizer,
                              named_parameters: Optional[Iterable[Tuple[str, torch.Tensor]]]):
@@ -49,6 +51,8 @@ class WrappedOptimizer(ABC):
         self.optimizer = optimizer
         self.named_params: List[Tuple[str, torch.Tensor]] = [
             (n, p) for n, p in resolve_named_parameters(optimizer, named_parameters) if p.requires_grad]
+        #: seconds per phase (``compress``, ``communicate``) of the current step, for metrics
+        self.timer = StepTimer()
 
     # --- the algorithm --------------------------------------------------------------------
     @abstractmethod
