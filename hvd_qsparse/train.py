@@ -33,6 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--local-steps", type=int, default=4, help="H: steps between synchronizations, >= 1")
     p.add_argument("--warmup-steps", type=int, default=0, help="first steps dense and uncompressed")
     p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--hidden", type=int, default=128,
+                   help="width of the MLP's first hidden layer (128: 17k parameters; 3072: 4.9M)")
     p.add_argument("--batch-size", type=int, default=32, help="per rank")
     p.add_argument("--lr", type=float, default=0.05)
     p.add_argument("--momentum", type=float, default=0.9)
@@ -78,6 +80,7 @@ def parse_args(argv=None) -> argparse.Namespace:
             parser.error(f"{flag}: {err}")
     for flag, value, low in (("--local-steps", args.local_steps, 1), ("--warmup-steps", args.warmup_steps, 0),
                              ("--epochs", args.epochs, 1), ("--batch-size", args.batch_size, 1),
+                             ("--hidden", args.hidden, 2),
                              ("--eval-every", args.eval_every, 0), ("--straggler-rank", args.straggler_rank, -1)):
         if value < low:
             parser.error(f"{flag} must be an integer >= {low}, got {value}")
@@ -97,7 +100,7 @@ def train(args: argparse.Namespace, hvd) -> dict:
     if args.straggler_rank >= hvd.size():
         raise ValueError(f"--straggler-rank must be -1 or a rank in [0, {hvd.size() - 1}], got {args.straggler_rank}")
     train_set, test_set = load_digits_split(seed=args.seed)
-    model = digits_mlp(seed=args.seed)
+    model = digits_mlp(hidden=args.hidden, seed=args.seed)
     inner = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum)
     opt = DistributedOptimizer(inner, model.named_parameters(), algorithm=args.algorithm, **args.options)
     opt.broadcast_state(root_rank=0)

@@ -4,7 +4,7 @@ from torch import nn
 
 
 def digits_mlp(hidden: int = 128, seed: int = 0) -> nn.Module:
-    """A two-hidden-layer perceptron for 8×8 digits (about 26k parameters), seeded."""
+    """A two-hidden-layer perceptron for 8×8 digits (17,226 parameters at ``hidden=128``), seeded."""
     torch.manual_seed(seed)
     return nn.Sequential(nn.Linear(64, hidden), nn.ReLU(), nn.Linear(hidden, hidden // 2), nn.ReLU(),
                          nn.Linear(hidden // 2, 10))
