@@ -100,16 +100,21 @@ class RedundantSampler(Sampler[List[int]]):
         """Start ``epoch`` from its first batch."""
         self.epoch, self.position = epoch, 0
 
-    def set_workers(self, alive: Sequence[int]) -> Dict[int, List[int]]:
+    def set_workers(self, alive: Sequence[int], slot: Optional[int] = None) -> Dict[int, List[int]]:
         """Re-map the chunks over the live slots (this worker's must be among them).
+
+        Args:
+            alive: the live slots.
+            slot: this worker's new slot, when it changes (a worker joining an elastic job).
 
         Returns:
             slot → chunks, for every live slot.
         """
-        if self.slot not in alive:
-            raise ValueError(f"alive must include this worker's slot {self.slot}, got {sorted(alive)}")
+        slot = self.slot if slot is None else slot
+        if slot not in alive:
+            raise ValueError(f"alive must include this worker's slot {slot}, got {sorted(alive)}")
         self.assignment = assign_chunks(alive, self.redundancy, self.num_chunks)
-        self.alive = sorted(alive)
+        self.alive, self.slot = sorted(alive), slot
         return self.assignment
 
     def state_dict(self) -> dict:
@@ -126,6 +131,5 @@ class RedundantSampler(Sampler[List[int]]):
         for name in _FIXED:
             if state[name] != getattr(self, name):
                 raise ValueError(f"sampler state has {name}={state[name]!r}, this sampler has {getattr(self, name)!r}")
-        self.slot = state["slot"]
-        self.set_workers(state["alive"])
+        self.set_workers(state["alive"], slot=state["slot"])
         self.epoch, self.position = state["epoch"], state["position"]
