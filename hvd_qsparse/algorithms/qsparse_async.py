@@ -97,7 +97,7 @@ class QsparseAsyncLocalSGD(WrappedOptimizer):
 
     def start(self) -> None:
         """Fill the window (collective, once): the host's saved window after ``load_state_dict``,
-        rank 0's parameters otherwise; then every rank fetches x̂ and, on a fresh start, trains
+        rank 0's parameters otherwise; then, on a fresh start, every rank fetches x̂ and trains
         from it. Called by ``broadcast_state`` or, failing that, by the first ``step``."""
         if self.started:
             return
@@ -113,6 +113,7 @@ class QsparseAsyncLocalSGD(WrappedOptimizer):
                 window.fetch(self.x_hat_flat)
             self._bind_x_hat()
             self._load_x_hat_into_params()
+        window.barrier()  # every rank holds x̂_0 before anyone pushes
         if window.rank == state.host_rank and state.progress == "thread":
             self.progress = ProgressThread(window.comm).start()
             atexit.register(self.progress.stop)  # a daemon thread must not probe a finalized MPI

@@ -81,5 +81,5 @@ class FlatLayout:
     def views(self, flat: torch.Tensor) -> Dict[str, torch.Tensor]:
         """name → a view of ``flat`` shaped like the tensor (writes go through to ``flat``)."""
         if flat.numel() != self.numel:
-            raise ValueError(f"layout: buffer has {flat.numel()} entries, the layout {self.numel}")
+            raise ValueError(f"layout: buffer has {flat.numel()} entries, the layout needs {self.numel}")
         return {s.name: flat[s.offset: s.offset + s.numel].view(s.shape) for s in self.slots}

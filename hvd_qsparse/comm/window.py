@@ -141,6 +141,9 @@ class Window:
             raise ValueError(f"accumulate: {displacements.size} indices for {values.size} values")
         if displacements.size == 0:
             return 0
+        if displacements.min() < 0 or displacements.max() >= self.layout.numel:
+            raise ValueError(f"accumulate: indices must lie in [0, {self.layout.numel - 1}], got "
+                             f"[{displacements.min()}, {displacements.max()}]")
         datatype = self._hold(MPI.FLOAT.Create_indexed_block(1, displacements).Commit())
         self.win.Accumulate([values, MPI.FLOAT], self.host, target=(0, 1, datatype), op=MPI.SUM)
         return values.nbytes + displacements.nbytes
