@@ -50,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-every", type=int, default=0, metavar="N",
                    help="steps between test-accuracy rows in --metrics (default: once per epoch)")
     p.add_argument("--tensorboard", metavar="DIR", help="also write the metrics as TensorBoard scalars")
+    p.add_argument("--label", help="the run's name in --metrics and plots (default: algorithm, compressor, H)")
     for name in available_algorithms():
         algorithm_class(name).add_arguments(p.add_argument_group(f"--algorithm {name}"))
     return p
@@ -149,7 +150,7 @@ def _recorder(args, hvd, opt, model, test_set, steps_per_epoch):
     log = None
     if hvd.rank() == 0:
         meta = {k: v for k, v in vars(args).items() if k != "options"}
-        meta["label"] = f"{args.algorithm} {args.compressor} H={args.local_steps}"
+        meta["label"] = args.label or f"{args.algorithm} {args.compressor} H={args.local_steps}"
         log = MetricsLog(args.metrics, args.tensorboard, meta=meta)
     return StepRecorder(opt, log, lambda: accuracy(model, test_set.x, test_set.y), hvd.allgather_object,
                         args.eval_every or steps_per_epoch)
