@@ -158,9 +158,10 @@ class QsparseAsyncLocalSGD(WrappedOptimizer):
     def _push_and_fetch(self) -> None:
         state, window = self.qstate, self.window
         step = state.step - 1
-        indices, values, analytic = self._compress_update(step)
+        with self.timer.phase("compress"):
+            indices, values, analytic = self._compress_update(step)
         covered = state.pushed()
-        with window.lock():
+        with self.timer.phase("communicate"), window.lock():
             sent = window.accumulate(values, indices)
             before = window.add_counter(STEPS_COUNTER, covered)
             received = window.fetch(self.x_hat_flat)
