@@ -1,6 +1,8 @@
 """One policy per paper: when to talk and what to send."""
 from hvd_qsparse.algorithms.doublesqueeze import DoubleSqueeze
 from hvd_qsparse.algorithms.doublesqueeze_state import DoubleSqueezeState
+from hvd_qsparse.algorithms.gdsec import GDSEC
+from hvd_qsparse.algorithms.gdsec_state import GdsecState
 from hvd_qsparse.algorithms.qsparse import QsparseLocalSGD
 from hvd_qsparse.algorithms.qsparse_async import QsparseAsyncLocalSGD
 from hvd_qsparse.algorithms.qsparse_async_state import QsparseAsyncState
@@ -15,3 +17,4 @@ __all__ = ["DistributedOptimizer", "QsparseLocalSGD", "QsparseState", "algorithm
 __all__ += ["DoubleSqueeze", "DoubleSqueezeState"]
 __all__ += ["RISGD", "RiSGDState"]
 __all__ += ["QsparseAsyncLocalSGD", "QsparseAsyncState"]
+__all__ += ["GDSEC", "GdsecState"]

@@ -1,0 +1,106 @@
+"""All hyperparameters and state of GD-SEC, in one object (as torch's PowerSGDState)."""
+import math
+from typing import Dict
+
+import torch
+
+from hvd_qsparse.comm import BitCounter
+from hvd_qsparse.error_feedback import ErrorFeedback
+
+
+def check_beta(beta, name: str = "beta") -> float:
+    """β, a number in (0, 1], or a ValueError naming ``name``."""
+    if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not 0.0 < float(beta) <= 1.0:
+        raise ValueError(f"{name} must be a number in (0, 1] (weight of the previously transmitted "
+                         f"combination), got {beta!r}")
+    return float(beta)
+
+
+def check_xi(xi, name: str = "xi") -> float:
+    """ξ, a finite number >= 0, or a ValueError naming ``name``."""
+    if isinstance(xi, bool) or not isinstance(xi, (int, float)) or not math.isfinite(xi) or xi < 0:
+        raise ValueError(f"{name} must be a finite number >= 0 (threshold scale; 0 = plain distributed "
+                         f"gradient descent), got {xi!r}")
+    return float(xi)
+
+
+def _copy(tensors: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    return {name: t.detach().clone() for name, t in tensors.items()}
+
+
+class GdsecState:
+    """Hyperparameters, this worker's transmitted combination and error, the server's view.
+
+    Every tensor is fp32 and keyed by parameter name; entries are created as zeros on first use.
+
+    Args:
+        beta: β ∈ (0, 1], weight of the previously transmitted combination ĝ_m.
+        xi: ξ >= 0, threshold scale: entry i is withheld while |Δ_i| <= (ξ/M)·|θ^k_i − θ^{k−1}_i|.
+    """
+
+    def __init__(self, beta: float = 1.0, xi: float = 0.0):
+        # --- hyperparameters ------------------------------------------------------------------
+        self.beta = check_beta(beta)
+        self.xi = check_xi(xi)
+        # --- worker m: ĝ_m, the combination of what it transmitted (the server knows it too) ----
+        self.g_hat: Dict[str, torch.Tensor] = {}
+        # --- worker m: the error term e_m, what it has not transmitted yet ---------------------
+        self.error_feedback = ErrorFeedback()
+        # --- the server's view ĝ = Σ_m ĝ_m, kept identically on every rank ---------------------
+        self.server_view: Dict[str, torch.Tensor] = {}
+        # --- θ^{k−1}, the parameters one step ago (thresholds scale with how far θ moved) -------
+        self.previous: Dict[str, torch.Tensor] = {}
+        # --- counters ---------------------------------------------------------------------------
+        self.step = 0
+        self.bits = BitCounter()
+
+    @staticmethod
+    def _entry(table: Dict[str, torch.Tensor], name: str, like: torch.Tensor) -> torch.Tensor:
+        if name not in table:
+            table[name] = torch.zeros(like.shape, dtype=torch.float32, device=like.device)
+        return table[name]
+
+    def g_hat_of(self, name: str, like: torch.Tensor) -> torch.Tensor:
+        """ĝ_m for the tensor ``name`` (updated in place)."""
+        return self._entry(self.g_hat, name, like)
+
+    def server_view_of(self, name: str, like: torch.Tensor) -> torch.Tensor:
+        """ĝ = Σ_m ĝ_m for the tensor ``name`` (updated in place)."""
+        return self._entry(self.server_view, name, like)
+
+    def error_of(self, name: str, like: torch.Tensor) -> torch.Tensor:
+        """e_m for the tensor ``name`` (zeros before the first step; read only)."""
+        return self.error_feedback.memory.get(name, torch.zeros(like.shape, dtype=torch.float32, device=like.device))
+
+    def threshold(self, name: str, param: torch.Tensor, ranks: int) -> torch.Tensor:
+        """(ξ/M)·|θ^k − θ^{k−1}| per entry, and θ^k kept as the next step's θ^{k−1}.
+
+        At the first step θ^0 = θ^1, so every non-zero entry is transmitted.
+        """
+        current = param.detach().float()
+        previous = self.previous.get(name, current)
+        threshold = (self.xi / ranks) * (current - previous).abs()
+        self.previous[name] = current.clone()
+        return threshold
+
+    def state_dict(self) -> dict:
+        return {"beta": self.beta, "xi": self.xi, "step": self.step, "g_hat": _copy(self.g_hat),
+                "server_view": _copy(self.server_view), "previous": _copy(self.previous),
+                "error_feedback": self.error_feedback.state_dict(), "bits": self.bits.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore a checkpoint written with the same β and ξ.
+
+        Raises:
+            ValueError: the checkpoint's β or ξ differs from this optimizer's.
+        """
+        for key in ("beta", "xi"):
+            if state[key] != getattr(self, key):
+                raise ValueError(f"checkpoint was written with {key}={state[key]!r}, this optimizer uses "
+                                 f"{key}={getattr(self, key)!r}; build the optimizer with the checkpoint's value")
+        self.step = state["step"]
+        self.g_hat = _copy(state["g_hat"])
+        self.server_view = _copy(state["server_view"])
+        self.previous = _copy(state["previous"])
+        self.error_feedback.load_state_dict(state["error_feedback"])
+        self.bits.load_state_dict(state["bits"])

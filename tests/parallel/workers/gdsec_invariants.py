@@ -1,0 +1,103 @@
+"""GD-SEC's invariants, checked at every step on every rank (full-batch GD on a small network).
+
+The worker recomputes independently what each rank must send (Δ and the threshold mask), so
+it checks the bits counted against the real payload sizes, the error-correction invariant
+ĝ_m^k + e_m^{k+1} = ∇f_m(θ^k) + e_m^k, that the server's view is Σ_m ĝ_m and identical on
+every rank, and that the running sum of the server's views trails the running sum of the true
+averaged gradients by exactly Σ_m e_m. Arguments: β, ξ, steps.
+"""
+import sys
+
+import horovod.torch as hvd
+import torch
+from common import batch, make_model
+
+import hvd_qsparse
+from hvd_qsparse.ops import aligned, ceil_log2, packed_nbytes
+
+ATOL = 2e-6
+SILENT_XI = 1e6
+COLLECTIVES = ["allreduce", "allreduce_async", "allgather", "allgather_async", "broadcast", "broadcast_async"]
+CALLS = []
+
+
+def spy(name, real):
+    def counted(*args, **kwargs):
+        CALLS.append(name)
+        return real(*args, **kwargs)
+    return counted
+
+
+def close(a, b, what):
+    diff = float((a - b).abs().max())
+    assert diff <= ATOL * max(1.0, float(b.abs().max())), f"{what}: off by {diff}"
+
+
+def expected_bits(named, grads, state, previous, ranks):
+    """Bits the payloads must hold, from this worker's own Δ and thresholds; and (sent, withheld)."""
+    nbytes, sent, withheld = 0, 0, 0
+    for name, param in named:
+        delta = grads[name] / ranks - state.beta * state.g_hat_of(name, param) + state.error_of(name, param)
+        prev = previous.get(name, param.detach())
+        k = int((delta.abs() > state.xi / ranks * (param.detach() - prev).abs()).sum())
+        nbytes += 4 * k + aligned(packed_nbytes(k, ceil_log2(param.numel()))) + 8  # + its size entry
+        sent, withheld = sent + k, withheld + int((delta != 0).sum()) - k
+    return 8 * nbytes, sent, withheld
+
+
+def check_step(opt, model, step, before, grads, bits):
+    state, ranks, named = opt.gstate, hvd.size(), list(model.named_parameters())
+    assert opt.bits.bits_at(step) == bits, f"step {step}: counted {opt.bits.bits_at(step)} bits, payloads {bits}"
+    for name, param in named:
+        g_hat, error = state.g_hat_of(name, param), state.error_of(name, param)
+        close(g_hat + error, grads[name] / ranks + before["error"][name], f"step {step} {name}: EF invariant")
+        close(state.server_view[name], hvd.allreduce(g_hat, op=hvd.Sum, name=f"v.{step}.{name}"),
+              f"step {step} {name}: server view vs sum of g_hat")
+        views = hvd.allgather(state.server_view[name].unsqueeze(0), name=f"s.{step}.{name}")
+        assert all(torch.equal(views[0], v) for v in views), f"step {step} {name}: server views differ"
+        before["sum_view"][name] += state.server_view[name]
+        before["sum_true"][name] += hvd.allreduce(grads[name], op=hvd.Average, name=f"g.{step}.{name}")
+        errors = hvd.allreduce(error, op=hvd.Sum, name=f"e.{step}.{name}")
+        close(before["sum_view"][name] + errors, before["sum_true"][name], f"step {step} {name}: nothing lost")
+
+
+def main(beta, xi, steps):
+    hvd.init()
+    model = make_model()
+    opt = hvd_qsparse.DistributedOptimizer(torch.optim.SGD(model.parameters(), lr=0.1), model.named_parameters(),
+                                           algorithm="gdsec", beta=beta, xi=xi)
+    opt.broadcast_state()
+    x, y = batch(hvd.rank(), 0)  # full batch: the same local data every step
+    named = list(model.named_parameters())
+    running = {"sum_view": {n: torch.zeros_like(p) for n, p in named},
+               "sum_true": {n: torch.zeros_like(p) for n, p in named}}
+    totals, previous = [0, 0], {}
+    for step in range(steps):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        grads = {n: p.grad.detach().clone() for n, p in named}
+        bits, sent, withheld = expected_bits(named, grads, opt.gstate, previous, hvd.size())
+        running["error"] = {n: opt.gstate.error_of(n, p).clone() for n, p in named}
+        previous = {n: p.detach().clone() for n, p in named}
+        CALLS.clear()
+        real = {name: getattr(hvd, name) for name in COLLECTIVES}
+        for name in COLLECTIVES:
+            setattr(hvd, name, spy(name, real[name]))
+        opt.step()
+        for name in COLLECTIVES:
+            setattr(hvd, name, real[name])
+        assert CALLS == ["allgather_async", "allgather_async"], f"step {step}: collectives {CALLS}"
+        check_step(opt, model, step, running, grads, bits)
+        totals = [totals[0] + sent, totals[1] + withheld]
+    sent, withheld = totals
+    if xi > 0:
+        assert sent > 0 and withheld > 0, f"a trivial run: {sent} entries sent, {withheld} withheld"
+    if xi >= SILENT_XI:  # after the first step nothing passes: only the 64-bit size entry per tensor
+        silent = [opt.bits.bits_at(s) for s in range(1, steps)]
+        assert silent == [64 * len(named)] * (steps - 1), f"silent steps sent {silent}"
+    print(f"rank {hvd.rank()}: OK beta={beta} xi={xi} sent {sent} withheld {withheld} "
+          f"bits {opt.bits.total_sent}", flush=True)
+
+
+if __name__ == "__main__":
+    main(float(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]))
