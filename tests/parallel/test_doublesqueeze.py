@@ -4,8 +4,6 @@ import re
 import sys
 
 import pytest
-import torch
-
 from conftest import mpirun_command, run_command, run_ranks
 
 from hvd_qsparse.comm import shard_sizes
@@ -14,9 +12,8 @@ from hvd_qsparse.compression import create
 pytestmark = pytest.mark.timeout(600)
 
 
-@pytest.mark.parametrize("np", [2, 4])
-def test_identity_compressor_is_synchronous_sgd(ranks, np):
-    assert ranks("doublesqueeze_identity.py", np=np, timeout=300).count(": OK") == np
+def test_identity_compressor_is_synchronous_sgd(ranks):
+    assert ranks("doublesqueeze_identity.py", np=2, timeout=300).count(": OK") == 2
 
 
 @pytest.mark.parametrize("np", [2, 4])
@@ -26,13 +23,7 @@ def test_both_passes_lose_nothing_and_layouts_agree(ranks, np):
 
 @pytest.mark.parametrize("compressor,layout", [("sign", "sharded"), ("topk+qsgd", "ps")])
 def test_resume_continues_exactly(ranks, tmp_path, compressor, layout):
-    full, ckpt, resumed = tmp_path / "full", tmp_path / "ckpt", tmp_path / "resumed"
-    ranks("doublesqueeze_resume.py", np=2, args=(compressor, layout, "full", 12, full), timeout=300)
-    ranks("doublesqueeze_resume.py", np=2, args=(compressor, layout, "part", 7, ckpt), timeout=300)
-    ranks("doublesqueeze_resume.py", np=2, args=(compressor, layout, "resume", ckpt, 5, resumed), timeout=300)
-    for rank in range(2):
-        a, b = torch.load(f"{full}.{rank}"), torch.load(f"{resumed}.{rank}")
-        assert torch.equal(a, b), f"rank {rank}: max diff {(a - b).abs().max()}"
+    assert ranks("doublesqueeze_resume.py", np=2, args=(compressor, layout, tmp_path), timeout=300).count(": OK") == 2
 
 
 def traffic(np):

@@ -57,6 +57,7 @@ def test_server_without_memory_compresses_the_mean_alone(name):
     reply, mean, decoded = ShardedServerExchange(comp, None).serve(1, payloads, ctx)
     direct, _ = comp.compress(mean, seed=ctx.seed, stream=-2)
     assert torch.equal(reply, direct)
+    assert torch.equal(decoded, comp.decompress(direct, ctx))
 
 
 def test_server_step_is_the_same_for_every_layout():
@@ -108,8 +109,8 @@ def test_state_dict_round_trip_and_mismatch():
 
 
 def flags(**overrides):
-    base = dict(compressor="sign", ratio=0.05, levels=256, local_steps=4, warmup_steps=0, seed=0,
-                server_layout="sharded", no_server_memory=False)
+    base = {"compressor": "sign", "ratio": 0.05, "levels": 256, "local_steps": 4, "warmup_steps": 0,
+            "seed": 0, "server_layout": "sharded", "no_server_memory": False}
     return argparse.Namespace(**{**base, **overrides})
 
 

@@ -1,5 +1,6 @@
-"""Checkpoint/resume of DoubleSqueeze: ``COMPRESSOR LAYOUT full N OUT``, ``... part N CKPT``,
-``... resume CKPT N OUT`` (one file per rank; both memories travel in the optimizer's state)."""
+"""Checkpoint/resume of DoubleSqueeze in one launch: 12 steps straight, against 7 steps, a
+checkpoint written to disk (one file per rank, both memories in the optimizer's state), and 5
+more steps by a freshly built model and optimizer that load it. ``COMPRESSOR LAYOUT DIR``."""
 import sys
 
 import horovod.torch as hvd
@@ -7,6 +8,8 @@ import torch
 from common import flat_params, make_model, train_steps
 
 import hvd_qsparse
+
+FIRST, REST = 7, 5
 
 
 def build(compressor, layout):
@@ -17,27 +20,33 @@ def build(compressor, layout):
     return model, opt
 
 
-def main(compressor, layout, mode, *rest):
+def main(compressor, layout, folder):
     hvd.init()
     rank = hvd.rank()
     model, opt = build(compressor, layout)
-    if mode == "resume":
-        state = torch.load(f"{rest[0]}.{rank}", weights_only=False)
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        train_steps(model, opt, rank, opt.step_count, int(rest[1]))
-        torch.save(flat_params(model), f"{rest[2]}.{rank}")
-        return
     opt.broadcast_state()
-    train_steps(model, opt, rank, 0, int(rest[0]))
-    if mode == "part":
-        saved = opt.state_dict()
-        assert saved["algorithm"]["worker_memory"]["memory"], "no worker memory in the checkpoint"
-        serves = layout == "sharded" or rank == 0
-        assert bool(saved["algorithm"]["server_memory"]["memory"]) == serves, "server memory not where served"
-        torch.save({"model": model.state_dict(), "optimizer": saved}, f"{rest[1]}.{rank}")
-    else:
-        torch.save(flat_params(model), f"{rest[1]}.{rank}")
+    train_steps(model, opt, rank, 0, FIRST + REST)
+    straight = flat_params(model)
+
+    model, opt = build(compressor, layout)
+    opt.broadcast_state()
+    train_steps(model, opt, rank, 0, FIRST)
+    saved = opt.state_dict()
+    assert saved["algorithm"]["worker_memory"]["memory"], "no worker memory in the checkpoint"
+    serves = layout == "sharded" or rank == 0
+    assert bool(saved["algorithm"]["server_memory"]["memory"]) == serves, "server memory not where it is served"
+    path = f"{folder}/ckpt.{rank}"
+    torch.save({"model": model.state_dict(), "optimizer": saved}, path)
+
+    model, opt = build(compressor, layout)
+    state = torch.load(path, weights_only=False)
+    model.load_state_dict(state["model"])
+    opt.load_state_dict(state["optimizer"])
+    train_steps(model, opt, rank, opt.step_count, REST)
+    resumed = flat_params(model)
+    assert (straight - flat_params(make_model())).abs().max() > 1e-3, "training did not move the parameters"
+    assert torch.equal(straight, resumed), f"rank {rank}: resumed run differs by {(straight - resumed).abs().max()}"
+    print(f"rank {rank}: OK {compressor} {layout}", flush=True)
 
 
 if __name__ == "__main__":
