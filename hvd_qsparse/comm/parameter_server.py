@@ -36,7 +36,7 @@ class ParameterServerExchange(TwoPassExchange):
             result.received_bytes = received.numel() - send.numel()
             result.analytic_bits += self.worker_analytic_bits(messages)
         else:
-            reply_buf = torch.zeros(sum(sizes), dtype=torch.uint8)
+            reply_buf = torch.zeros(sum(sizes), dtype=torch.uint8, device=send.device)
             result.received_bytes = reply_buf.numel()
         reply_buf = hvd.broadcast(reply_buf, root_rank=ROOT, name=f"{name}.server")
         result.update = self.decode_replies(reply_buf, messages)
