@@ -26,7 +26,7 @@ import torch
 
 from hvd_qsparse.algorithms.qsparse import QsparseLocalSGD
 from hvd_qsparse.algorithms.registry import register_algorithm
-from hvd_qsparse.algorithms.risgd_state import RiSGDState
+from hvd_qsparse.algorithms.risgd_state import RiSGDState, check_hyperparameters
 from hvd_qsparse.data import RedundantSampler
 
 
@@ -109,7 +109,7 @@ class RISGD(QsparseLocalSGD):
         options = super().options_from_args(args)
         options.update(redundancy=args.redundancy, num_chunks=args.chunks, non_iid=args.non_iid,
                        commit_every=args.commit_every)
-        RiSGDState(None, options["redundancy"], options["num_chunks"], args.non_iid, options["commit_every"])
+        check_hyperparameters(args.redundancy, args.chunks, args.non_iid, args.commit_every)
         return options
 
     # --- state ----------------------------------------------------------------------------

@@ -4,6 +4,16 @@ from typing import List, Optional, Tuple
 from hvd_qsparse.algorithms.qsparse_state import QsparseState, check_int
 
 
+def check_hyperparameters(redundancy, num_chunks, non_iid, commit_every) -> None:
+    """Validate RI-SGD's own hyperparameters (ValueError naming the parameter and the range)."""
+    check_int("redundancy", redundancy, 1, "q, chunks per worker")
+    if num_chunks is not None:
+        check_int("num_chunks", num_chunks, redundancy, "p, chunks of the data set, at least q")
+    if not isinstance(non_iid, bool):
+        raise ValueError(f"non_iid must be True or False, got {non_iid!r}")
+    check_int("commit_every", commit_every, 1, "sync rounds between elastic commits")
+
+
 class RiSGDState:
     """Redundancy, the local-SGD state it runs on, and the elastic membership history.
 
@@ -18,16 +28,13 @@ class RiSGDState:
 
     def __init__(self, local_sgd: QsparseState, redundancy: int = 1, num_chunks: Optional[int] = None,
                  non_iid: bool = False, commit_every: int = 1):
+        check_hyperparameters(redundancy, num_chunks, non_iid, commit_every)
         # --- hyperparameters: the data placement -----------------------------------------
-        self.redundancy = check_int("redundancy", redundancy, 1, "q, chunks per worker")
-        if num_chunks is not None:
-            check_int("num_chunks", num_chunks, redundancy, "p, chunks of the data set, at least q")
+        self.redundancy = redundancy
         self.num_chunks = num_chunks
-        if not isinstance(non_iid, bool):
-            raise ValueError(f"non_iid must be True or False, got {non_iid!r}")
         self.non_iid = non_iid
         # --- hyperparameters: fault tolerance ----------------------------------------------
-        self.commit_every = check_int("commit_every", commit_every, 1, "sync rounds between elastic commits")
+        self.commit_every = commit_every
         # --- τ, x̂, memory, step and bits of the local SGD ------------------------------------
         self.local_sgd = local_sgd
         # --- (step, live slots) at the start and after every elastic reset -------------------

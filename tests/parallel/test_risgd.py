@@ -10,7 +10,6 @@ import threading
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT, launch_env, mpirun_command, run_command
 
 pytestmark = pytest.mark.timeout(900)

@@ -80,7 +80,7 @@ def test_non_iid_chunks_are_label_sorted():
     labels = torch.arange(N) % 10
     chunks = split_chunks(N, 5, seed=0, labels=labels)
     spans = [(int(labels[c].min()), int(labels[c].max())) for c in chunks]
-    assert all(hi <= lo for (_, hi), (lo, _) in zip(spans, spans[1:])), spans
+    assert all(hi <= lo for (_, hi), (lo, _) in itertools.pairwise(spans)), spans
     assert all(hi - lo <= 2 for lo, hi in spans)
     iid = split_chunks(N, 5, seed=0)
     assert min(len(set(labels[c].tolist())) for c in iid) >= 7  # a shuffled split mixes classes

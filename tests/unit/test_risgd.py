@@ -132,7 +132,7 @@ def test_elastic_restore_rolls_back_to_the_commit_but_keeps_the_bits(horovod):
     train(model, opt, x, y, [next(batches) for _ in range(3)])
     sent = opt.bits.total_sent
     state.restore()
-    assert all(torch.equal(p, c) for p, c in zip(model.parameters(), committed))
+    assert all(torch.equal(p, c) for p, c in zip(model.parameters(), committed, strict=True))
     assert (opt.step_count, sampler.position) == (4, 4)
     assert opt.bits.total_sent == sent > 0
     replay = iter(sampler)
