@@ -24,6 +24,7 @@ from hvd_qsparse.algorithms.gdsec_state import check_beta, check_xi
 from hvd_qsparse.cli.logistic import DATASETS, LogisticProblem, load_problem
 
 GD_OPTIONS = {"algorithm": "qsparse", "compressor": "none", "local_steps": 1}
+DEFAULT_XI = 1.75
 RATE_WINDOW = 1e-2  # gaps below this are in the linear phase the rate is fitted on
 
 
@@ -37,29 +38,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-steps", type=int, default=20000)
     p.add_argument("--seed", type=int, default=0, help="shuffles the samples before they are split")
     p.add_argument("--grid", action="store_true", help="gd, then gdsec at every (β, ξ) of the grids")
-    p.add_argument("--xi-grid", default="0.5,1,1.5,1.75", help="comma-separated ξ values for --grid")
-    p.add_argument("--beta-grid", default="1,0.99,0.9", help="comma-separated β values for --grid")
+    p.add_argument("--xi-grid", default="0.5,1,1.75", help="comma-separated ξ values for --grid")
+    p.add_argument("--beta-grid", default="1,0.9", help="comma-separated β values for --grid")
     p.add_argument("--json", metavar="PATH", help="write the rows as JSON (rank 0)")
     algorithm_class("gdsec").add_arguments(p.add_argument_group("--algorithm gdsec"))
+    # ξ works against the step: the withheld error is up to ξ·|θ^k − θ^{k−1}| = ξα·|ĝ^{k−1}|, so
+    # ξα must stay below about 1. The digits job's default ξ (for lr 0.05) diverges at α = 1/L.
+    p.set_defaults(xi=DEFAULT_XI)
     return p
 
 
 def _grid(parser, flag: str, text: str, check) -> List[float]:
     try:
-        return [check(float(v), flag) for v in text.split(",")]
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        parser.error(f"{flag} must be comma-separated numbers, got {text!r}")
+    try:
+        return [check(v, flag) for v in values]
     except ValueError as err:
-        parser.error(f"{flag}: {err}")
+        parser.error(str(err))
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     """Flags, validated before any rank computes (bad values exit naming the flag)."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    checks = (("--l2", args.l2 > 0, "> 0"), ("--lr-scale", 0 < args.lr_scale < 2, "in (0, 2)"),
-              ("--target-gap", args.target_gap > 0, "> 0"), ("--max-steps", args.max_steps >= 1, ">= 1"))
-    for flag, ok, accepted in checks:
+    checks = (("--l2", args.l2, args.l2 > 0, "> 0"), ("--lr-scale", args.lr_scale, 0 < args.lr_scale < 2, "in (0, 2)"),
+              ("--target-gap", args.target_gap, args.target_gap > 0, "> 0"),
+              ("--max-steps", args.max_steps, args.max_steps >= 1, ">= 1"))
+    for flag, value, ok, accepted in checks:
         if not ok:
-            parser.error(f"{flag} must be {accepted}")
+            parser.error(f"{flag} must be {accepted}, got {value}")
     try:
         args.options = algorithm_class("gdsec").options_from_args(args)
     except ValueError as err:

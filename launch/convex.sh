@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The full-batch convex job through horovodrun: set everything up (idempotent), then run
+# distributed gradient descent on L2-regularised logistic regression (scikit-learn's digits,
+# one-vs-rest). Without flags it runs --grid: GD, then GD-SEC for each (β, ξ), and prints the
+# bits each needs to reach a relative optimality gap of 1e-6. Flags go to
+# `python -m hvd_qsparse.cli.convex`, e.g.
+#   bash launch/convex.sh --algorithm gdsec --xi 1.5 --beta 1
+#   bash launch/convex.sh --grid --dataset breast_cancer --xi-grid 1,3
+# Environment: NP ranks (default 2); HOSTS="node1:2,node2:2" or HOSTFILE=path (horovodrun's
+# -H / -hostfile); MPI_ARGS for mpirun (default: oversubscribe, no binding).
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+cd "$HVD_QSPARSE_ROOT"
+hosts=()
+[[ -n ${HOSTS:-} ]] && hosts=(-H "$HOSTS")
+[[ -n ${HOSTFILE:-} ]] && hosts=(-hostfile "$HOSTFILE")
+args=("$@")
+[[ ${#args[@]} -eq 0 ]] && args=(--grid)
+exec horovodrun -np "${NP:-2}" "${hosts[@]}" --mpi-args="${MPI_ARGS:---oversubscribe --bind-to none}" \
+  python -m hvd_qsparse.cli.convex "${args[@]}"
