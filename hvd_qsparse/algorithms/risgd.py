@@ -60,15 +60,20 @@ class RISGD(QsparseLocalSGD):
     # --- the data placement ---------------------------------------------------------------
     def make_sampler(self, labels: torch.Tensor, batch_size: int) -> RedundantSampler:
         """This worker's ``RedundantSampler`` over a data set with these labels (one per sample):
-        p chunks (label-sorted when ``non_iid``), q of them from slot ``hvd.rank()``.
+        p chunks (label-sorted when ``non_iid``), q of them from slot ``hvd.rank()``. With fewer
+        workers than chunks, the chunks of the missing slots are adopted at once.
 
         Raises:
-            ValueError: q > p, or a bad batch size (named in the message).
+            ValueError: q > p, more workers than chunks, or a bad batch size (named in the message).
         """
         num_chunks = self.rstate.num_chunks or hvd.size()
-        return RedundantSampler(len(labels), batch_size, num_chunks, self.rstate.redundancy,
-                                slot=min(hvd.rank(), num_chunks - 1), seed=self.qstate.seed,
-                                labels=labels if self.rstate.non_iid else None)
+        if hvd.size() > num_chunks:
+            raise ValueError(f"num_chunks (--chunks) must be at least the number of workers, {hvd.size()}; "
+                             f"got {num_chunks}")
+        sampler = RedundantSampler(len(labels), batch_size, num_chunks, self.rstate.redundancy, slot=hvd.rank(),
+                                   seed=self.qstate.seed, labels=labels if self.rstate.non_iid else None)
+        sampler.set_workers(list(range(hvd.size())))
+        return sampler
 
     # --- elastic hooks --------------------------------------------------------------------
     def commit_due(self) -> bool:

@@ -66,7 +66,8 @@ def test_redundancy_above_chunks_is_refused_when_the_sampler_is_made(horovod):
     with pytest.raises(ValueError, match=r"redundancy must be an integer in \[1, 1\]"):
         risgd(model, redundancy=2).make_sampler(y, 8)
     sampler = risgd(model, redundancy=2, num_chunks=3, non_iid=True).make_sampler(y, 8)
-    assert (sampler.num_chunks, sampler.redundancy, sampler.held, sampler.non_iid) == (3, 2, [0, 1], True)
+    # one worker, three chunks: it holds its window [0, 1] and adopts chunk 2 (no data dropped)
+    assert (sampler.num_chunks, sampler.redundancy, sampler.held, sampler.non_iid) == (3, 2, [0, 1, 2], True)
 
 
 @pytest.mark.parametrize("flags,needle", [
