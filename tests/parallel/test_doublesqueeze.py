@@ -55,6 +55,7 @@ def run_job(tmp_path, tag, *flags):
     return json.loads(out.read_text())
 
 
+@pytest.mark.timeout(1200)  # three 20-epoch jobs on a shared 2-core machine
 def test_sign_close_to_dense_and_server_memory_helps(tmp_path):
     dense = run_job(tmp_path, "dense", "--algorithm", "qsparse", "--compressor", "none", "--local-steps", "1")
     ds = run_job(tmp_path, "ds", "--algorithm", "doublesqueeze", "--compressor", "sign")
