@@ -1,0 +1,218 @@
+"""The peers on the training job's task: ``mpirun -np R python -m hvd_qsparse.bench.peers --peer NAME``.
+
+Same data split (``load_digits_split``), model (``digits_mlp``, ``--hidden``), seeds, inner
+optimizer (SGD with ``--lr`` and ``--momentum``), per-rank batches (``shard_batches``) and
+evaluation as ``python -m hvd_qsparse.train``, and the same outputs: ``--json`` summary,
+``--metrics`` per-step rows, ``--bits-log``, the closing table. Only the data-parallel
+machinery differs (``--peer``):
+
+==================  =========================================================================
+``horovod``         ``hvd.DistributedOptimizer``, ``Compression.none``: dense fp32 allreduce
+``horovod-fp16``    ``hvd.DistributedOptimizer``, ``Compression.fp16``
+``ddp``             ``DistributedDataParallel`` over gloo, its default allreduce hook
+``ddp-powersgd``    DDP with the PowerSGD hook, rank ``--powersgd-rank``
+``ddp-postlocalsgd``  DDP with ``post_localSGD_hook`` + ``PostLocalSGDOptimizer``, period ``--local-steps``
+==================  =========================================================================
+
+Horovod peers call ``hvd.init()``; DDP peers take their rank and size from mpirun
+(``OMPI_COMM_WORLD_RANK``/``_SIZE``) and meet at ``MASTER_ADDR``:``MASTER_PORT`` (set
+``GLOO_SOCKET_IFNAME`` to pin gloo to an interface). The bits each peer sends are counted from
+the buffers it hands to its collectives (see ``peer_optimizers``); the summary says so under
+``bits_source``.
+"""
+import argparse
+import functools
+import os
+import sys
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Callable
+
+import torch
+
+from hvd_qsparse.bench.peer_optimizers import DDPPeer, HorovodPeer, PostLocalSGDPeer, PowerSGDPeer
+from hvd_qsparse.cli.data import load_digits_split, shard_batches
+from hvd_qsparse.cli.metrics import check_path
+from hvd_qsparse.cli.models import digits_mlp
+from hvd_qsparse.train import _recorder, _summary, _write, format_table
+
+BITS_SOURCE = "measured: bytes of the buffers handed to the collectives"
+
+
+def _horovod(compression_name, model, optimizer, args):
+    from horovod.torch import Compression
+    return HorovodPeer(model, optimizer, getattr(Compression, compression_name))
+
+
+def _ddp(model, optimizer, args):
+    return DDPPeer(model, optimizer)
+
+
+def _powersgd(model, optimizer, args):
+    return PowerSGDPeer(model, optimizer, rank=args.powersgd_rank, start_iter=max(2, args.warmup_steps),
+                        seed=args.seed)
+
+
+def _postlocalsgd(model, optimizer, args):
+    return PostLocalSGDPeer(model, optimizer, period=args.local_steps, warmup=args.warmup_steps)
+
+
+@dataclass(frozen=True)
+class PeerSpec:
+    """One peer: the names its summary carries, its backend and how it wraps the optimizer."""
+
+    algorithm: str
+    compressor: str
+    backend: str                     # "horovod" or "gloo"
+    build: Callable                  # (model, torch optimizer, args) -> PeerOptimizer
+    periodic: bool = False           # --local-steps is its averaging period
+
+
+PEERS = {
+    "horovod": PeerSpec("horovod", "none", "horovod", functools.partial(_horovod, "none")),
+    "horovod-fp16": PeerSpec("horovod", "fp16", "horovod", functools.partial(_horovod, "fp16")),
+    "ddp": PeerSpec("ddp", "none", "gloo", _ddp),
+    "ddp-powersgd": PeerSpec("ddp", "powersgd", "gloo", _powersgd),
+    "ddp-postlocalsgd": PeerSpec("ddp", "postlocalsgd", "gloo", _postlocalsgd, periodic=True),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m hvd_qsparse.bench.peers", description=__doc__.splitlines()[0])
+    p.add_argument("--peer", required=True, choices=list(PEERS))
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--hidden", type=int, default=128, help="width of the MLP's first hidden layer")
+    p.add_argument("--batch-size", type=int, default=32, help="per rank")
+    p.add_argument("--lr", type=float, default=0.05)
+    p.add_argument("--momentum", type=float, default=0.9)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--local-steps", type=int, default=1,
+                   help="ddp-postlocalsgd: steps between model averages (1 for every other peer)")
+    p.add_argument("--warmup-steps", type=int, default=0,
+                   help="ddp-postlocalsgd: steps of gradient allreduce first; ddp-powersgd: plain allreduce "
+                        "for max(2, N) steps (PyTorch needs 2 with error feedback)")
+    p.add_argument("--powersgd-rank", type=int, default=4, help="ddp-powersgd: matrix_approximation_rank")
+    p.add_argument("--json", metavar="PATH", help="write the summary as JSON (rank 0)")
+    p.add_argument("--bits-log", metavar="PATH", help="per-step bits of every rank as JSON lines (rank 0)")
+    p.add_argument("--metrics", metavar="PATH", help="per-step metrics, .jsonl or .csv (rank 0)")
+    p.add_argument("--eval-every", type=int, default=0, metavar="N",
+                   help="steps between test-accuracy rows in --metrics (default: once per epoch)")
+    p.add_argument("--label", help="the run's name in --metrics and plots (default: the peer's name)")
+    return p
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    """Flags, checked before any rank trains (a bad value exits with code 2 and the flag's name)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    spec = PEERS[args.peer]
+    for flag, value, low in (("--epochs", args.epochs, 1), ("--hidden", args.hidden, 2),
+                             ("--batch-size", args.batch_size, 1), ("--local-steps", args.local_steps, 1),
+                             ("--warmup-steps", args.warmup_steps, 0), ("--powersgd-rank", args.powersgd_rank, 1),
+                             ("--eval-every", args.eval_every, 0)):
+        if value < low:
+            parser.error(f"{flag} must be an integer >= {low}, got {value}")
+    if not args.lr > 0:
+        parser.error(f"--lr must be > 0, got {args.lr}")
+    if args.local_steps != 1 and not spec.periodic:
+        parser.error(f"--local-steps applies to ddp-postlocalsgd only (--peer {args.peer} talks every step), "
+                     f"got {args.local_steps}")
+    if args.metrics:
+        try:
+            check_path(args.metrics)
+        except ValueError as err:
+            parser.error(str(err))
+    # The job's summary and metrics read these names.
+    args.algorithm, args.compressor, args.ratio, args.levels = spec.algorithm, spec.compressor, None, None
+    args.label = args.label or args.peer
+    args.tensorboard = None
+    return args
+
+
+class TorchDistComm:
+    """The three calls the job's recorder and summary make on ``hvd``, over ``torch.distributed``."""
+
+    @staticmethod
+    def rank() -> int:
+        return torch.distributed.get_rank()
+
+    @staticmethod
+    def size() -> int:
+        return torch.distributed.get_world_size()
+
+    @staticmethod
+    def allgather_object(obj, name=None) -> list:
+        out = [None] * torch.distributed.get_world_size()
+        torch.distributed.all_gather_object(out, obj)
+        return out
+
+
+def init_backend(backend: str, timeout_s: float = 300.0):
+    """Start the peer's communication; returns its ``hvd``-like object.
+
+    Raises:
+        ValueError: a gloo peer not started by mpirun, or without ``MASTER_ADDR``/``MASTER_PORT``.
+    """
+    if backend == "horovod":
+        import horovod.torch as hvd
+        hvd.init()
+        return hvd
+    missing = [k for k in ("OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+               if k not in os.environ]
+    if missing:
+        raise ValueError(f"DDP peers run under mpirun with MASTER_ADDR and MASTER_PORT set; missing: {missing}")
+    torch.distributed.init_process_group("gloo", rank=int(os.environ["OMPI_COMM_WORLD_RANK"]),
+                                         world_size=int(os.environ["OMPI_COMM_WORLD_SIZE"]),
+                                         timeout=timedelta(seconds=timeout_s))
+    return TorchDistComm()
+
+
+def train(args: argparse.Namespace, comm) -> dict:
+    """Run the peer on this rank; returns the job's summary (identical on every rank)."""
+    train_set, test_set = load_digits_split(seed=args.seed)
+    model = digits_mlp(hidden=args.hidden, seed=args.seed)
+    inner = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum)
+    peer = PEERS[args.peer].build(model, inner, args)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    batches_for = functools.partial(shard_batches, len(train_set), comm.rank(), comm.size(), args.batch_size,
+                                    args.seed)
+    recorder = _recorder(args, comm, peer, model, test_set, len(batches_for(0))) if args.metrics else None
+    start = time.perf_counter()
+    for epoch in range(args.epochs):
+        for batch in batches_for(epoch):
+            step_start = time.perf_counter()
+            peer.zero_grad()
+            loss = loss_fn(peer.module(train_set.x[batch]), train_set.y[batch])
+            loss.backward()
+            peer.step()
+            if recorder is not None:
+                now = time.perf_counter()
+                recorder.after_step(epoch, loss.item(), now - step_start, now - start)
+    wall = time.perf_counter() - start
+    if recorder is not None and recorder.log is not None:
+        recorder.log.close()
+    peer.load_synchronized_model()
+    summary = _summary(args, comm, peer, model, test_set, wall)
+    summary.update(peer=args.peer, label=args.label, bits_source=BITS_SOURCE)
+    return summary
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    spec = PEERS[args.peer]
+    torch.set_num_threads(1)
+    comm = init_backend(spec.backend)
+    summary = train(args, comm)
+    if comm.rank() == 0:
+        print(format_table(summary), flush=True)
+        print(f"peer={args.peer} ranks={summary['ranks']} steps={summary['steps']} d={summary['parameters']} "
+              f"bits per rank={summary['bits_per_rank']} ({BITS_SOURCE})", flush=True)
+        _write(args, summary)
+    if spec.backend == "gloo":
+        torch.distributed.destroy_process_group()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,95 @@
+"""What the benchmark runs: the peers and our algorithms, one row each, as data.
+
+Every variant trains the same task (the job's digits MLP, ``--hidden``), data split, seeds
+and inner optimizer; a variant only adds its own flags. ``hvd-fp32`` (Horovod's dense fp32
+allreduce) is the baseline that ratios and speed-ups are measured against.
+
+Settings chosen here (and why):
+- Qsparse-local-SGD at H = 1, 4, 8 with ``topk+sign`` and ``topk+qsgd`` (``--ratio``,
+  ``--levels`` from the command line): the paper's grid, short of its H = 16.
+- Asynchronous Qsparse at H = 8 with ``topk+sign`` (its sync gaps are at most H).
+- DoubleSqueeze with ``sign`` and ``topk`` (it talks every step; ``--local-steps`` is moot).
+- GD-SEC with ξ = 1, β = 1 (the job's defaults).
+- RI-SGD with q = 1, 2 chunks per worker, τ = 8, plain fp32 model averages (the paper's
+  method): on the i.i.d. split every variant shares, q = 2 shows the price of redundancy.
+  Its epoch is a pass over a worker's q chunks, so q = 2 takes twice the steps per epoch.
+- PostLocalSGD with period 8, like our H = 8; PowerSGD at rank ``--powersgd-rank``.
+"""
+import fnmatch
+from dataclasses import dataclass
+from typing import List, Tuple
+
+TRAIN = "hvd_qsparse.train"
+PEERS = "hvd_qsparse.bench.peers"
+BASELINE = "hvd-fp32"
+FAMILIES = {"all": ("peer", "ours"), "peers": ("peer",), "ours": ("ours",)}
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One row of the benchmark.
+
+    Attributes:
+        name: the row's name, its files' stem and its label in the plots.
+        family: ``peer`` or ``ours``.
+        algorithm: what "at its best setting" groups by (``qsparse``, ``risgd``, ...).
+        module: the program mpirun starts (``python -m MODULE``).
+        flags: the variant's own flags (the shared ones come from the command line).
+    """
+
+    name: str
+    family: str
+    algorithm: str
+    module: str
+    flags: Tuple[str, ...]
+
+
+def _ours(name: str, algorithm: str, *flags: str) -> Variant:
+    return Variant(name, "ours", algorithm, TRAIN, ("--algorithm", algorithm, "--no-progress", *flags))
+
+
+def _peer(name: str, peer: str, *flags: str) -> Variant:
+    return Variant(name, "peer", name, PEERS, ("--peer", peer, *flags))
+
+
+VARIANTS: Tuple[Variant, ...] = (
+    _peer(BASELINE, "horovod"),
+    _peer("hvd-fp16", "horovod-fp16"),
+    _peer("ddp", "ddp"),
+    _peer("ddp-powersgd", "ddp-powersgd"),
+    _peer("ddp-postlocalsgd-H8", "ddp-postlocalsgd", "--local-steps", "8"),
+    *(_ours(f"qsparse-{comp}-H{h}", "qsparse", "--compressor", comp, "--local-steps", str(h))
+      for comp in ("topk+sign", "topk+qsgd") for h in (1, 4, 8)),
+    _ours("qsparse-async-topk+sign-H8", "qsparse-async", "--compressor", "topk+sign", "--local-steps", "8"),
+    _ours("doublesqueeze-sign", "doublesqueeze", "--compressor", "sign", "--local-steps", "1"),
+    _ours("doublesqueeze-topk", "doublesqueeze", "--compressor", "topk", "--local-steps", "1"),
+    _ours("gdsec", "gdsec", "--local-steps", "1"),
+    _ours("risgd-q1-H8", "risgd", "--compressor", "none", "--local-steps", "8", "--redundancy", "1"),
+    _ours("risgd-q2-H8", "risgd", "--compressor", "none", "--local-steps", "8", "--redundancy", "2"),
+)
+
+
+def names() -> List[str]:
+    return [v.name for v in VARIANTS]
+
+
+def select(patterns: str, flag: str = "--variants") -> List[Variant]:
+    """The variants matching comma-separated names or shell patterns (``qsparse-*``), or the
+    families ``all``, ``peers``, ``ours``; in table order.
+
+    Raises:
+        ValueError: a pattern that matches nothing (the message lists the names).
+    """
+    chosen = set()
+    for pattern in filter(None, (p.strip() for p in patterns.split(","))):
+        if pattern in FAMILIES:
+            hits = {v.name for v in VARIANTS if v.family in FAMILIES[pattern]}
+        else:
+            hits = set(fnmatch.filter(names(), pattern))
+        if not hits:
+            raise ValueError(f"{flag}: {pattern!r} matches no variant; accepted: all, peers, ours, shell "
+                             f"patterns, or names: {', '.join(names())}")
+        chosen |= hits
+    if not chosen:
+        raise ValueError(f"{flag}: give at least one variant (all, peers, ours, or names: {', '.join(names())})")
+    return [v for v in VARIANTS if v.name in chosen]
