@@ -118,6 +118,14 @@ class GDSEC(WrappedOptimizer):
 
     @classmethod
     def options_from_args(cls, args) -> dict:
+        """β and ξ from ``--beta`` and ``--xi``. GD-SEC talks every step and sends its own
+        payloads: ``--compressor``, ``--ratio``, ``--levels`` and ``--local-steps`` do not apply.
+
+        Raises:
+            ValueError: a bad ``--beta`` or ``--xi``, or ``--warmup-steps`` other than 0.
+        """
+        if getattr(args, "warmup_steps", 0):
+            raise ValueError(f"--warmup-steps must be 0 with gdsec (it has no dense warm-up), got {args.warmup_steps}")
         return {"beta": check_beta(args.beta, "--beta"), "xi": check_xi(args.xi, "--xi")}
 
     def algorithm_state_dict(self) -> dict:

@@ -19,8 +19,8 @@ import torch
 
 from hvd_qsparse.compression import Compressor
 from hvd_qsparse.compression.base import Layout
-from hvd_qsparse.ops import as_bytes, ceil_log2, get_ops, layout_nbytes, pack_bits, packed_nbytes, split_parts
-from hvd_qsparse.ops import unpack_bits
+from hvd_qsparse.ops import (as_bytes, ceil_log2, get_ops, layout_nbytes, pack_bits, packed_nbytes, split_parts,
+                             unpack_bits)
 
 VALUE_BITS = 32
 

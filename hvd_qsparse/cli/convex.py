@@ -130,8 +130,9 @@ def runs(args) -> List[dict]:
 def format_table(rows: List[dict], target: float) -> str:
     """One line per run; "vs GD" divides GD's bits to the target by the run's."""
     gd = next((r for r in rows if r["name"] == "gd" and r["reached"]), None)
-    lines = [f"{'algorithm':<9} {'beta':>5} {'xi':>6} {'steps':>6} {'bits/rank to gap':>17} {'vs GD':>7} "
-             f"{'rate':>8} {'final gap':>9} {'wall':>7}"]
+    head = (f"{'algorithm':<9} {'beta':>5} {'xi':>6} {'steps':>6} {'bits/rank to gap':>17} {'vs GD':>7} "
+            f"{'rate':>8} {'final gap':>9} {'wall':>7}")
+    lines = [head]
     for r in rows:
         bits = max(r["bits_per_rank"])
         ratio = f"{max(gd['bits_per_rank']) / bits:6.2f}x" if gd and r["reached"] else "      -"

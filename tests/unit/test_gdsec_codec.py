@@ -81,7 +81,7 @@ def test_error_feedback_invariant_with_thresholds():
         v = randn(d, seed=100 + step)
         old = ef.memory.get("w", torch.zeros(d)).clone()
         threshold = torch.full((d,), 1.5)
-        payload, ctx, decoded = ef.compress("w", v, ThresholdSparsifier(threshold))
+        _, _, decoded = ef.compress("w", v, ThresholdSparsifier(threshold))
         assert torch.allclose(decoded + ef.memory["w"], v + old, atol=1e-6)
         withheld = (v + old).abs() <= threshold
         assert torch.equal(ef.memory["w"][withheld], (v + old)[withheld])

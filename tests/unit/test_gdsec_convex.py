@@ -63,7 +63,8 @@ def test_bad_convex_flags_exit_naming_the_flag(capsys, flags, needle):
     assert exc.value.code == 2 and needle in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("flags,needle", [(["--xi", "-2"], "--xi must be"), (["--beta", "1.5"], "--beta must be")])
+@pytest.mark.parametrize("flags,needle", [(["--xi", "-2"], "--xi must be"), (["--beta", "1.5"], "--beta must be"),
+                                          (["--warmup-steps", "3"], "--warmup-steps must be 0 with gdsec")])
 def test_bad_training_job_flags_exit_naming_the_flag(capsys, flags, needle):
     from hvd_qsparse.train import parse_args
     with pytest.raises(SystemExit) as exc:
