@@ -36,6 +36,7 @@ import torch
 from hvd_qsparse.algorithms.qsparse_async_state import PROGRESS, QsparseAsyncState
 from hvd_qsparse.algorithms.registry import register_algorithm
 from hvd_qsparse.comm import FlatLayout, ProgressThread, Window
+from hvd_qsparse.comm.window import load_mpi
 from hvd_qsparse.compression import Compressor, NoneCompressor, SparseCompressor, create
 from hvd_qsparse.ops import derive_seed
 from hvd_qsparse.optim import WrappedOptimizer
@@ -125,7 +126,6 @@ class QsparseAsyncLocalSGD(WrappedOptimizer):
             self.window.put(self.layout.flatten(self.named_params))
             self.window.set_counters([0])
             return
-        self.layout.check_matches(snapshot["layout"], here="the model", there="the checkpoint's window")
         self.window.put(snapshot["x_hat"])
         self.window.set_counters(snapshot["counters"].tolist())
 
@@ -262,6 +262,8 @@ class QsparseAsyncLocalSGD(WrappedOptimizer):
         x_hat = state["x_hat"]
         self.layout.check_matches([(n, tuple(t.shape)) for n, t in x_hat.items()], here="the model",
                                   there="the checkpoint")
+        if state["window"] is not None:
+            self.layout.check_matches(state["window"]["layout"], here="the model", there="the checkpoint's window")
         self.qstate.load_state_dict(state)
         self.x_hat_flat = self.layout.flatten(x_hat.items())
         self._bind_x_hat()
@@ -270,7 +272,6 @@ class QsparseAsyncLocalSGD(WrappedOptimizer):
 
 def _check_horovod_on_mpi() -> None:
     """The window lives on MPI's world: Horovod must run on the same MPI world."""
-    from hvd_qsparse.comm.window import load_mpi
     world = load_mpi().COMM_WORLD.Get_size()
     if not hvd.mpi_enabled() or world != hvd.size():
         raise ValueError(f"algorithm 'qsparse-async' needs Horovod running on MPI (mpirun, or horovodrun "

@@ -96,11 +96,11 @@ class Window:
         except MPI.Exception as err:
             win, error = None, err
         # Agree, so that a rank that failed never leaves the others waiting in a later collective.
-        failed = self.comm.allgather(None if error is None else f"{error.Get_error_string()}")
+        failed = self.comm.allgather(None if error is None else error.Get_error_string())
         bad = [(r, e) for r, e in enumerate(failed) if e is not None]
         if bad:
-            if win is not None:
-                win.Free()
+            # A window made on some ranks only is left to MPI_Finalize: freeing it is collective
+            # over ranks that have none, and would hang.
             raise OneSidedUnavailableError(
                 f"MPI_Win_allocate failed on rank {bad[0][0]} ({bad[0][1]}): this MPI offers no usable "
                 "one-sided communication beside Horovod (which needs MPI_THREAD_MULTIPLE). Use "
