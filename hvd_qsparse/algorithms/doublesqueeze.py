@@ -59,8 +59,10 @@ class DoubleSqueeze(WrappedOptimizer):
         """Both compression passes on this step's gradients, then the wrapped optimizer's step."""
         loss = closure() if closure is not None else None
         state, step = self.dstate, self.dstate.step
-        messages = self._worker_pass(self._flat_gradient(), step)
-        result = self.exchange.exchange(messages, name="doublesqueeze")
+        with self.timer.phase("compress"):
+            messages = self._worker_pass(self._flat_gradient(), step)
+        with self.timer.phase("communicate"):
+            result = self.exchange.exchange(messages, name="doublesqueeze")
         self._write_gradients(result.update)
         state.bits.record(step, 8 * result.sent_bytes, result.analytic_bits, 32 * self.flat_numel())
         state.bits_received += 8 * result.received_bytes
@@ -80,7 +82,8 @@ class DoubleSqueeze(WrappedOptimizer):
         for j, shard in enumerate(flat.split(state.shard_sizes)):
             name = f"shard{j}"
             payload, ctx, _ = state.worker_memory.compress(name, shard, state.compressor,
-                                                           seed=derive_seed(state.seed, step, name), stream=rank)
+                                                           seed=derive_seed(state.seed, step, name), stream=rank,
+                                                           return_decoded=False)
             messages.append(Message(payload, ctx))
         return messages
 
