@@ -8,6 +8,7 @@ import argparse
 import functools
 import json
 import logging
+import os
 import sys
 import time
 
@@ -202,7 +203,16 @@ def main(argv=None) -> int:
     hvd.init()
     torch.set_num_threads(1)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    summary = train(args, hvd)
+    try:
+        summary = train(args, hvd)
+    except Exception:
+        if hvd.size() == 1:
+            raise
+        # The other ranks would wait in a collective (or in MPI_Finalize) forever: leave at once,
+        # non-zero, so the launcher ends the whole job.
+        log.exception("rank %d of %d failed; ending the job", hvd.rank(), hvd.size())
+        logging.shutdown()
+        os._exit(1)
     if hvd.rank() == 0:
         print(format_table(summary), flush=True)
         print(f"ranks={summary['ranks']} steps={summary['steps']} rounds={summary['communication_rounds']} "

@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from conftest import mpirun_command, run_command
+from conftest import WORKERS, mpirun_command, run_command
 
 pytestmark = pytest.mark.timeout(400)
 
@@ -44,3 +44,9 @@ def test_bits_log_has_every_rank_and_step(tmp_path):
         mine = [r for r in rows if r["rank"] == rank]
         assert [r["step"] for r in mine] == list(range(1, summary["steps"], 2))  # sync after odd steps
         assert sum(r["sent"] for r in mine) == summary["bits_per_rank"][rank]
+
+
+def test_one_failing_rank_ends_the_job_instead_of_hanging():
+    out = run_command(mpirun_command(2, [sys.executable, str(WORKERS / "failing_rank.py")]), expect_rc=1,
+                      timeout=120)
+    assert "rank 1 of 2 failed; ending the job" in out and "rank 1 fails on purpose" in out
