@@ -112,12 +112,12 @@ def shared_flags(args, variant) -> list:
 
 @contextmanager
 def network(bandwidth: str):
-    """``(command prefix, description)`` for runs at ``bandwidth``: a shaped namespace, or none."""
+    """The shaped namespace for runs at ``bandwidth``, or None for no limit."""
     if bandwidth == UNLIMITED:
-        yield [], "no limit (loopback, TCP)"
+        yield None
         return
     with LimitedNamespace(bandwidth) as ns:
-        yield ns.prefix, f"namespace {ns.name}, `{ns.describe()}`"
+        yield ns
 
 
 def header(args, argv) -> list:
@@ -161,7 +161,7 @@ def _git(*args: str) -> str:
     return proc.stdout.strip() if proc.returncode == 0 else "unknown"
 
 
-def run_setting(args, bandwidth: str, ranks: int, prefix: list, out: Path) -> list:
+def run_setting(args, ranks: int, prefix: list, out: Path) -> list:
     """Every chosen variant at one (bandwidth, ranks); returns the runs' results."""
     results = []
     for variant in args.variant_list:
@@ -176,19 +176,24 @@ def run_all(args, argv) -> int:
     """Every setting, one after the other; ``results.md`` is rewritten after each. Returns the
     number of failed runs."""
     out, top = Path(args.out), header(args, argv)
-    sections, rows_by_setting, failed = [], {}, 0
+    sections, settings, failed = [], {}, 0
     for bandwidth in args.bandwidth_list:
-        with network(bandwidth) as (prefix, description):
+        with network(bandwidth) as ns:
             for ranks in args.rank_list:
-                setting = out / f"{bandwidth}-np{ranks}"
-                results = run_setting(args, bandwidth, ranks, prefix, setting)
+                folder = out / f"{bandwidth}-np{ranks}"
+                before = ns.sent_bytes() if ns else 0
+                results = run_setting(args, ranks, ns.prefix if ns else [], folder)
+                shaped = ns.sent_bytes() - before if ns else None
+                described = (f"namespace {ns.name}, `{ns.describe()}`, {shaped} bytes through the shaper"
+                             if ns else "no limit (loopback, TCP)")
                 rows = [load_row(r, args.target) for r in results]
                 failed += sum(1 for r in results if not r.ok)
-                title = f"{bandwidth} · {ranks} ranks ({description})"
-                sections.append(write_section(setting, title, rows, results, args.target))
-                rows_by_setting[setting.name] = rows
-                path = write_results(out, top, sections, rows_by_setting)
-                print(f"[{setting.name}] written to {path}", flush=True)
+                sections.append(write_section(folder, f"{bandwidth} · {ranks} ranks", rows, results, args.target,
+                                              described))
+                settings[folder.name] = {"bandwidth": bandwidth, "ranks": ranks, "network": described,
+                                         "shaped_bytes": shaped, "rows": rows}
+                path = write_results(out, top, sections, settings)
+                print(f"[{folder.name}] written to {path}", flush=True)
     print(path.read_text())
     return failed
 

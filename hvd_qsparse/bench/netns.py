@@ -101,6 +101,12 @@ class LimitedNamespace:
         """Run ``cmd`` inside the namespace; its output, or ``NamespaceError`` with tc's/ip's message."""
         return _ip(*cmd, prefix=self.prefix)
 
+    def sent_bytes(self) -> int:
+        """Bytes the shaper has passed so far (``tc -s qdisc``): what shows that a run's traffic
+        went through the limit rather than around it."""
+        match = re.search(r"Sent (\d+) bytes", self.run("tc", "-s", "qdisc", "show", "dev", "lo"))
+        return int(match.group(1)) if match else 0
+
     def describe(self) -> str:
         """``tc qdisc show dev lo`` inside the namespace (the shaping in force)."""
         return self.run("tc", "qdisc", "show", "dev", "lo").strip()

@@ -150,20 +150,22 @@ def _qsparse_targets(done: List[Row], base: Row) -> List[str]:
     return lines
 
 
-def write_section(out_dir: Path, title: str, rows: List[Row], results: List[RunResult], target: float) -> str:
+def write_section(out_dir: Path, title: str, rows: List[Row], results: List[RunResult], target: float,
+                  network: str) -> str:
     """The setting's Markdown section; also draws its plots into ``out_dir``."""
     metrics = [str(r.metrics) for r in results if r.ok]
     figures = plot(metrics, str(out_dir)) if metrics else []
     links = " · ".join(f"[{Path(f).name}]({out_dir.name}/{Path(f).name})" for f in figures)
-    return "\n".join([f"## {title}", "", markdown_table(rows, target), "", "Targets:", "",
+    return "\n".join([f"## {title}", "", f"Network: {network}", "", markdown_table(rows, target), "", "Targets:", "",
                       *check_targets(rows), "", f"Plots: {links or DASH}", ""])
 
 
-def write_results(out: Path, header: List[str], sections: List[str], rows_by_setting: dict) -> Path:
-    """``results.md`` (header, then every setting's section) and ``results.json`` (every row)."""
+def write_results(out: Path, header: List[str], sections: List[str], settings: dict) -> Path:
+    """``results.md`` (header, then every setting's section) and ``results.json``: per setting,
+    its network (description, bytes through the shaper) and rows."""
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(
-        {setting: [asdict(r) for r in rows] for setting, rows in rows_by_setting.items()}, indent=1))
+        {name: dict(s, rows=[asdict(r) for r in s["rows"]]) for name, s in settings.items()}, indent=1))
     path = out / "results.md"
     path.write_text("\n".join([*header, "", *sections]))
     return path
