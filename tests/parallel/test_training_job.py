@@ -50,3 +50,9 @@ def test_one_failing_rank_ends_the_job_instead_of_hanging():
     out = run_command(mpirun_command(2, [sys.executable, str(WORKERS / "failing_rank.py")]), expect_rc=1,
                       timeout=120)
     assert "rank 1 of 2 failed; ending the job" in out and "rank 1 fails on purpose" in out
+
+
+def test_redundancy_above_the_number_of_workers_is_refused_before_training():
+    out = run_command(mpirun_command(2, [sys.executable, "-m", "hvd_qsparse.train", "--no-progress",
+                                         "--algorithm", "risgd", "--redundancy", "3"]), expect_rc=1, timeout=120)
+    assert "redundancy must be an integer in [1, 2]" in out and "test acc" not in out
