@@ -30,7 +30,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from hvd_qsparse.bench import variants as variant_table
-from hvd_qsparse.bench.netns import UNLIMITED, LimitedNamespace, NamespaceError, check_can_create, check_rate
+from hvd_qsparse.bench.netns import (UNLIMITED, LimitedNamespace, NamespaceError, check_can_create,
+                                     check_rate)
 from hvd_qsparse.bench.report import load_row, write_results, write_section
 from hvd_qsparse.bench.runner import ROOT, run_variant
 from hvd_qsparse.compression import check_levels, check_ratio
@@ -124,14 +125,15 @@ def header(args, argv) -> list:
     """When, where and how: the lines ``results.md`` starts with."""
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     command = " ".join([PROG, *(argv if argv is not None else sys.argv[1:])])
+    dirty = " (with local changes)" if _git("status", "--porcelain") else ""
     return ["# hvd_qsparse: ours against the peers", "",
             f"- date: {now}", f"- machine: {_machine()}", f"- software: {_software()}",
-            f"- commit: {_git('rev-parse', '--short', 'HEAD')}{' (with local changes)' if _git('status', '--porcelain') else ''}",
+            f"- commit: {_git('rev-parse', '--short', 'HEAD')}{dirty}",
             f"- command: `{command}`",
-            f"- task: digits MLP of width {args.hidden}, {args.epochs} epochs, batch {args.batch_size} per rank, "
-            f"SGD lr {args.lr} momentum {args.momentum}, seed {args.seed}; topk ratio {args.ratio}, QSGD levels "
-            f"{args.levels}, PowerSGD rank {args.powersgd_rank}; evaluation every {args.eval_every} steps; "
-            f"target {100 * args.target:g}%"]
+            (f"- task: digits MLP of width {args.hidden}, {args.epochs} epochs, batch {args.batch_size} per rank, "
+             f"SGD lr {args.lr} momentum {args.momentum}, seed {args.seed}; topk ratio {args.ratio}, QSGD levels "
+             f"{args.levels}, PowerSGD rank {args.powersgd_rank}; evaluation every {args.eval_every} steps; "
+             f"target {100 * args.target:g}%")]
 
 
 def _machine() -> str:
@@ -144,7 +146,7 @@ def _machine() -> str:
 def _software() -> str:
     import horovod
     import torch
-    mpi = subprocess.run(["mpirun", "--version"], capture_output=True, text=True).stdout.splitlines()[:1]
+    mpi = subprocess.run(["mpirun", "--version"], capture_output=True, text=True, check=False).stdout.splitlines()[:1]
     return f"Python {platform.python_version()}, torch {torch.__version__}, horovod {horovod.__version__}, " \
            f"{mpi[0] if mpi else 'mpirun ?'}"
 
@@ -157,7 +159,7 @@ def _read(path: str) -> str:
 
 
 def _git(*args: str) -> str:
-    proc = subprocess.run(["git", *args], capture_output=True, text=True, cwd=str(ROOT))
+    proc = subprocess.run(["git", *args], capture_output=True, text=True, cwd=str(ROOT), check=False)
     return proc.stdout.strip() if proc.returncode == 0 else "unknown"
 
 

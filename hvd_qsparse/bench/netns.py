@@ -95,7 +95,7 @@ class LimitedNamespace:
         return self
 
     def __exit__(self, *exc) -> None:
-        subprocess.run(["ip", "netns", "del", self.name], capture_output=True, text=True)
+        subprocess.run(["ip", "netns", "del", self.name], capture_output=True, text=True, check=False)
 
     def run(self, *cmd: str) -> str:
         """Run ``cmd`` inside the namespace; its output, or ``NamespaceError`` with tc's/ip's message."""
@@ -114,7 +114,7 @@ class LimitedNamespace:
 
 def _ip(*args: str, prefix: Optional[List[str]] = None) -> str:
     cmd = list(prefix) + list(args) if prefix else ["ip", *args]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise NamespaceError(f"`{' '.join(cmd)}` failed: {proc.stderr.strip() or proc.stdout.strip()}")
     return proc.stdout
@@ -133,7 +133,7 @@ def main(argv=None) -> int:
             parser.error("--rate: give a limit (none means no namespace: run the command directly)")
         with LimitedNamespace(args.rate) as ns:
             print(f"[netns] {ns.name}: {ns.describe()}", file=sys.stderr, flush=True)
-            return subprocess.run(ns.prefix + command).returncode
+            return subprocess.run(ns.prefix + command, check=False).returncode
     except ValueError as err:
         parser.error(str(err))
     except NamespaceError as err:

@@ -31,7 +31,8 @@ import torch
 import torch.distributed as dist
 from horovod.torch.compression import Compressor
 from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
-from torch.distributed.algorithms.ddp_comm_hooks.post_localSGD_hook import PostLocalSGDState, post_localSGD_hook
+from torch.distributed.algorithms.ddp_comm_hooks.post_localSGD_hook import (PostLocalSGDState,
+                                                                          post_localSGD_hook)
 from torch.distributed.algorithms.ddp_comm_hooks.powerSGD_hook import PowerSGDState, powerSGD_hook
 from torch.distributed.algorithms.model_averaging.averagers import PeriodicModelAverager
 from torch.distributed.algorithms.model_averaging.utils import get_params_to_average
@@ -139,15 +140,15 @@ class HorovodPeer(PeerOptimizer):
 class DDPPeer(PeerOptimizer):
     """``DistributedDataParallel`` over the default process group with its default allreduce hook."""
 
-    def __init__(self, model, optimizer):
-        super().__init__(DistributedDataParallel(model), model)
+    def __init__(self, model, optimizer, **ddp_options):
+        super().__init__(DistributedDataParallel(model, **ddp_options), model)
         self.optimizer = optimizer
         self.hook_state = self.make_hook_state()
         self.module.register_comm_hook(self.hook_state, self._hook)
 
     def make_hook_state(self):
         """The state handed to the hook (for DDP's allreduce hook: the process group, None = world)."""
-        return None
+        return
 
     def communicate(self, state, bucket) -> tuple:
         """Start the bucket's communication: ``(future, entries handed to collectives)``."""
@@ -173,6 +174,10 @@ class DDPPeer(PeerOptimizer):
 class PowerSGDPeer(DDPPeer):
     """DDP with PyTorch's PowerSGD hook (Vogels et al., NeurIPS 2019): error feedback, warm start.
 
+    One bucket holds the whole gradient: the hook starts its P and Q allreduces from futures'
+    callbacks, and with Gloo those of two buckets interleave in a different order on different
+    ranks (gloo: "Received data size doesn't match expected size" at 4.9M parameters).
+
     Args:
         rank: ``matrix_approximation_rank``.
         start_iter: plain allreduce before this step (PyTorch needs > 1 with error feedback).
@@ -181,7 +186,8 @@ class PowerSGDPeer(DDPPeer):
 
     def __init__(self, model, optimizer, rank: int, start_iter: int, seed: int):
         self.rank, self.start_iter, self.seed = rank, start_iter, seed
-        super().__init__(model, optimizer)
+        model_mib = sum(p.numel() * p.element_size() for p in model.parameters()) / 2**20
+        super().__init__(model, optimizer, bucket_cap_mb=model_mib + 1)
 
     def make_hook_state(self):
         return PowerSGDState(process_group=None, matrix_approximation_rank=self.rank,

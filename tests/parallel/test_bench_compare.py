@@ -9,7 +9,6 @@ import os
 import sys
 
 import pytest
-
 from conftest import run_command
 
 pytestmark = pytest.mark.timeout(900)
@@ -65,7 +64,7 @@ def test_smoke_table_plots_and_exact_bits(tmp_path):
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="a network namespace and tc need root")
 def test_limited_runs_go_through_the_shaper(tmp_path):
-    out, results = compare(tmp_path, "--bandwidths", "20mbit", "--variants", "hvd-fp32,ddp")
+    _, results = compare(tmp_path, "--bandwidths", "20mbit", "--variants", "hvd-fp32,ddp")
     setting = results["20mbit-np2"]
     assert "rate 20Mbit" in setting["network"] and all(r["error"] is None for r in setting["rows"])
     # Both ranks' payloads crossed the shaped loopback (TCP headers and control traffic come on top).
