@@ -127,21 +127,23 @@ def runs(args) -> List[dict]:
     return [{"name": "gdsec", "algorithm": "gdsec", **args.options}]
 
 
-def format_table(rows: List[dict], target: float) -> str:
-    """One line per run; "vs GD" divides GD's bits to the target by the run's."""
-    gd = next((r for r in rows if r["name"] == "gd" and r["reached"]), None)
-    head = (f"{'algorithm':<9} {'beta':>5} {'xi':>6} {'steps':>6} {'bits/rank to gap':>17} {'vs GD':>7} "
-            f"{'rate':>8} {'final gap':>9} {'wall':>7}")
-    lines = [head]
-    for r in rows:
-        bits = max(r["bits_per_rank"])
-        ratio = f"{max(gd['bits_per_rank']) / bits:6.2f}x" if gd and r["reached"] else "      -"
-        beta, xi = (f"{r['beta']:5.2f}", f"{r['xi']:6.3g}") if r["name"] == "gdsec" else ("    -", "     -")
-        steps = f"{r['steps']:>6}" if r["reached"] else f"{'>' + str(r['steps']):>6}"
-        lines.append(f"{r['name']:<9} {beta} {xi} {steps} {bits:>17.4e} {ratio} {r['rate']:8.5f} "
-                     f"{r['final_gap']:9.2e} {r['wall_s']:6.1f}s")
-    lines.append(f"(bits to reach gap {target:g}; a run that never reached it shows '>' and its total)")
-    return "\n".join(lines)
+TABLE_HEAD = (f"{'algorithm':<9} {'beta':>5} {'xi':>6} {'steps':>6} {'bits/rank to gap':>17} {'vs GD':>7} "
+              f"{'rate':>8} {'final gap':>9} {'wall':>7}")
+
+
+def format_row(row: dict, gd) -> str:
+    """One run's line; "vs GD" divides the bits GD (the row ``gd``, or None) needed by the run's."""
+    bits = max(row["bits_per_rank"])
+    ratio = f"{max(gd['bits_per_rank']) / bits:6.2f}x" if gd and gd["reached"] and row["reached"] else "      -"
+    beta, xi = (f"{row['beta']:5.2f}", f"{row['xi']:6.3g}") if row["name"] == "gdsec" else ("    -", "     -")
+    steps = f"{row['steps']:>6}" if row["reached"] else f"{'>' + str(row['steps']):>6}"
+    return (f"{row['name']:<9} {beta} {xi} {steps} {bits:>17.4e} {ratio} {row['rate']:8.5f} "
+            f"{row['final_gap']:9.2e} {row['wall_s']:6.1f}s")
+
+
+def _say(hvd, text: str) -> None:
+    if hvd.rank() == 0:
+        print(text, flush=True)
 
 
 def main(argv=None) -> int:
@@ -154,18 +156,19 @@ def main(argv=None) -> int:
     f_star, _ = problem.optimum()
     smooth = problem.smoothness()
     lr = args.lr_scale / smooth
+    classes, width = problem.shape
+    _say(hvd, f"dataset={args.dataset} n={len(problem.x)} d={classes * width} ranks={hvd.size()} l2={args.l2:g} "
+              f"L={smooth:.4f} lr={lr:.4f} f*={f_star:.12f} target gap={args.target_gap:g}\n{TABLE_HEAD}")
     rows = []
-    for config in runs(args):
+    for config in runs(args):  # a row is printed as soon as its run ends: a grid takes minutes
         options = {k: v for k, v in config.items() if k != "name"}
         rows.append({**config, **solve(problem, shard, f_star, lr, options, args, hvd)})
-    if hvd.rank() == 0:
-        classes, width = problem.shape
-        print(f"dataset={args.dataset} n={len(problem.x)} d={classes * width} ranks={hvd.size()} "
-              f"l2={args.l2:g} L={smooth:.4f} lr={lr:.4f} f*={f_star:.12f}", flush=True)
-        print(format_table(rows, args.target_gap), flush=True)
-        if args.json:
-            with open(args.json, "w") as fh:
-                json.dump({"f_star": f_star, "L": smooth, "lr": lr, "rows": rows}, fh, indent=1)
+        _say(hvd, format_row(rows[-1], rows[0] if rows[0]["name"] == "gd" else None))
+    _say(hvd, "(bits/rank to gap: the most any rank sent until the gap was reached; '>' marks a run that never "
+              "reached it)")
+    if hvd.rank() == 0 and args.json:
+        with open(args.json, "w") as fh:
+            json.dump({"f_star": f_star, "L": smooth, "lr": lr, "rows": rows}, fh, indent=1)
     return 0
 
 
