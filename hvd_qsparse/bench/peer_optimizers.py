@@ -19,9 +19,10 @@ convention of ``comm.accounting``:
 - PostLocalSGD: the buckets during its warm-up; then the flat parameter buffer that
   ``PeriodicModelAverager`` allreduces every ``period`` steps (gradients stay local).
 
-Timing: ``communicate`` is Horovod's ``synchronize`` wait, and for DDP the seconds from a
-bucket's hook call to the completion of its future (PowerSGD's matrix products included:
-they run inside that chain) plus the model averaging; ``compress`` is Horovod's fp16 cast.
+Timing: ``communicate`` is the communication that backward did not hide: Horovod's
+``synchronize()`` wait, and for DDP the seconds from the last bucket's hook call (backward is
+done) to the completion of the last bucket's future (PowerSGD's matrix products included: they
+run inside that chain), plus PostLocalSGD's model averages; ``compress`` is Horovod's fp16 cast.
 """
 import threading
 import time
@@ -43,20 +44,11 @@ from hvd_qsparse.comm import BitCounter
 from hvd_qsparse.optim.timing import StepTimer
 
 
-class CallbackTimer(StepTimer):
-    """A ``StepTimer`` that futures' callbacks, which run on the process group's thread, add to."""
-
-    def __init__(self):
-        super().__init__()
-        self._lock = threading.Lock()
+class PeerTimer(StepTimer):
+    """A ``StepTimer`` that also takes seconds measured elsewhere (DDP's exposed communication)."""
 
     def add(self, name: str, seconds: float) -> None:
-        with self._lock:
-            self._seconds[name] = self._seconds.get(name, 0.0) + seconds
-
-    def pop(self):
-        with self._lock:
-            return super().pop()
+        self._seconds[name] = self._seconds.get(name, 0.0) + seconds
 
 
 class PeerOptimizer(ABC):
@@ -71,7 +63,7 @@ class PeerOptimizer(ABC):
         self.module = module
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.bits = BitCounter()
-        self.timer = CallbackTimer()
+        self.timer = PeerTimer()
         self._step = 0
         self.optimizer = None
 
@@ -145,29 +137,38 @@ class DDPPeer(PeerOptimizer):
         self.optimizer = optimizer
         self.hook_state = self.make_hook_state()
         self.module.register_comm_hook(self.hook_state, self._hook)
+        # When this step's last bucket was handed over and when the last one came back; the
+        # callbacks run on Gloo's worker threads, hence the lock.
+        self._last_call, self._last_done, self._done_lock = None, 0.0, threading.Lock()
 
     def make_hook_state(self):
         """The state handed to the hook (for DDP's allreduce hook: the process group, None = world)."""
-        return
+        return None
 
     def communicate(self, state, bucket) -> tuple:
         """Start the bucket's communication: ``(future, entries handed to collectives)``."""
         return default_hooks.allreduce_hook(state, bucket), bucket.buffer().numel()
 
     def _hook(self, state, bucket: dist.GradBucket) -> torch.futures.Future[torch.Tensor]:
-        start = time.perf_counter()
+        self._last_call = time.perf_counter()
         buffer = bucket.buffer()
         dense_numel, element_bits = buffer.numel(), 8 * buffer.element_size()
         fut, sent_numel = self.communicate(state, bucket)
         if sent_numel:
             self.record(element_bits * sent_numel, dense_numel)
-        return fut.then(lambda done: self._finished(done, start))
+        return fut.then(self._finished)
 
-    def _finished(self, fut, start: float):
-        self.timer.add("communicate", time.perf_counter() - start)
+    def _finished(self, fut):
+        with self._done_lock:
+            self._last_done = max(self._last_done, time.perf_counter())
         return fut.value()
 
     def _optimizer_step(self) -> None:
+        # The communication backward did not hide: from the last bucket's hand-over (backward
+        # is done) to the last completion, as Horovod's synchronize() wait.
+        if self._last_call is not None:
+            self.timer.add("communicate", max(0.0, self._last_done - self._last_call))
+            self._last_call = None
         self.optimizer.step()
 
 
