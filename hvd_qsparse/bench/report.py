@@ -61,11 +61,12 @@ def load_row(result: RunResult, target: float) -> Row:
               train_s=sum(r["step_s"] for r in steps), compress_s=sum(r["compress_s"] for r in steps),
               communicate_s=sum(r["communicate_s"] for r in steps))
     row.bits_source = summary.get("bits_source", row.bits_source)
-    _time_to_target(row, steps, target)
+    time_to_target(row, steps, target)
     return row
 
 
-def _time_to_target(row: Row, steps: List[dict], target: float) -> None:
+def time_to_target(row: Row, steps: List[dict], target: float) -> None:
+    """Fill ``row``'s target fields from rank 0's metrics rows (left None if never reached)."""
     elapsed = 0.0
     for r in steps:
         elapsed += r["step_s"]
