@@ -13,8 +13,9 @@ from ._helpers import ALL_NAMES, make, randn
 def horovod():
     hvd.init()
     assert hvd.size() == 1 and hvd.rank() == 0
-    yield hvd
-    hvd.shutdown()
+    # No hvd.shutdown(): it finalizes MPI, which cannot start again in this process, so a
+    # later module's hvd.init() would abort the whole test run. Exit finalizes it.
+    return hvd
 
 
 @pytest.mark.parametrize("name", ALL_NAMES)

@@ -17,8 +17,9 @@ from hvd_qsparse.train_elastic import parse_args as parse_elastic_args
 def horovod():
     hvd.init()
     assert hvd.size() == 1
-    yield hvd
-    hvd.shutdown()
+    # No hvd.shutdown(): it finalizes MPI, which cannot start again in this process, so a
+    # later module's hvd.init() would abort the whole test run. Exit finalizes it.
+    return hvd
 
 
 def risgd(model, **kwargs):
