@@ -133,10 +133,14 @@ def _qsparse_targets(done: List[Row], base: Row) -> List[str]:
     reached = [r for r in done if r.algorithm == "qsparse" and r.target_s]
     if not reached:
         return ["- MISSED: no Qsparse-local-SGD setting reached the target"]
-    best = min(reached, key=lambda r: r.target_s)
+    # The best setting: the first to the target among those that keep the bits and accuracy
+    # targets, or among all when none does.
+    qualified = [r for r in reached if r.reduction >= 1000 and r.accuracy >= base.accuracy - 0.01]
+    best = min(qualified or reached, key=lambda r: r.target_s)
     speedup = base.target_s / best.target_s
     gap = 100 * (best.accuracy - base.accuracy)
-    lines = [f"- best Qsparse-local-SGD setting (first to the target): {best.name}",
+    among = "≥ 1000× fewer bits and within 1 pt" if qualified else "all settings: none has ≥ 1000× and 1 pt"
+    lines = [f"- best Qsparse-local-SGD setting (first to the target among {among}): {best.name}",
              _verdict(speedup >= 3, f"{speedup:.2f}× sooner than {BASELINE} ({best.target_s:.1f} s against "
                                     f"{base.target_s:.1f} s; target: 3×)", f"{3 - speedup:.2f}×"),
              _verdict(best.reduction >= 1000, f"{best.reduction:.0f}× fewer bits than dense fp32 (target: 1000×)",
