@@ -75,11 +75,7 @@ def parse_args(argv=None) -> argparse.Namespace:
             check_path(args.metrics)
         except ValueError as err:
             parser.error(str(err))
-    for flag, check, value in (("--ratio", check_ratio, args.ratio), ("--levels", check_levels, args.levels)):
-        try:
-            check(value)
-        except ValueError as err:
-            parser.error(f"{flag}: {err}")
+    check_compressor_flags(parser, args)
     for flag, value, low in (("--local-steps", args.local_steps, 1), ("--warmup-steps", args.warmup_steps, 0),
                              ("--epochs", args.epochs, 1), ("--batch-size", args.batch_size, 1),
                              ("--hidden", args.hidden, 2),
@@ -95,6 +91,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     except ValueError as err:
         parser.error(f"--algorithm {args.algorithm}: {err}")
     return args
+
+
+def check_compressor_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """``--ratio`` and ``--levels`` in range, or a usage error naming the flag."""
+    for flag, check, value in (("--ratio", check_ratio, args.ratio), ("--levels", check_levels, args.levels)):
+        try:
+            check(value)
+        except ValueError as err:
+            parser.error(f"{flag}: {err}")
 
 
 def train(args: argparse.Namespace, hvd) -> dict:

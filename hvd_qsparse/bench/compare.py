@@ -34,7 +34,7 @@ from hvd_qsparse.bench.netns import (UNLIMITED, LimitedNamespace, NamespaceError
                                      check_rate)
 from hvd_qsparse.bench.report import load_row, write_results, write_section
 from hvd_qsparse.bench.runner import ROOT, run_variant
-from hvd_qsparse.compression import check_levels, check_ratio
+from hvd_qsparse.train import check_compressor_flags
 
 PROG = "python -m hvd_qsparse.bench.compare"
 
@@ -71,11 +71,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         args.rank_list = [_positive_int(r, "--ranks") for r in args.ranks.split(",") if r.strip()]
     except ValueError as err:
         parser.error(str(err))
-    for flag, check, value in (("--ratio", check_ratio, args.ratio), ("--levels", check_levels, args.levels)):
-        try:
-            check(value)
-        except ValueError as err:
-            parser.error(f"{flag}: {err}")
+    check_compressor_flags(parser, args)
     if not args.bandwidth_list or not args.rank_list:
         parser.error("--bandwidths and --ranks need at least one value each")
     for flag, value, low in (("--epochs", args.epochs, 1), ("--hidden", args.hidden, 2),
