@@ -6,7 +6,6 @@ time. ``--json PATH`` also writes the summary for scripts and tests.
 """
 import argparse
 import functools
-import json
 import logging
 import os
 import sys
@@ -17,8 +16,9 @@ import torch
 from hvd_qsparse.algorithms import DistributedOptimizer, algorithm_class, available_algorithms
 from hvd_qsparse.cli import config
 from hvd_qsparse.cli.data import load_digits_split, shard_batches
-from hvd_qsparse.cli.metrics import MetricsLog, StepRecorder, check_path
-from hvd_qsparse.cli.models import accuracy, digits_mlp
+from hvd_qsparse.cli.metrics import check_path
+from hvd_qsparse.cli.models import digits_mlp
+from hvd_qsparse.cli.summary import format_table, make_recorder, run_setting, run_summary, write_outputs
 from hvd_qsparse.compression import available, check_levels, check_ratio
 
 log = logging.getLogger("hvd_qsparse.train")
@@ -115,7 +115,7 @@ def train(args: argparse.Namespace, hvd) -> dict:
     batches_for = epoch_batches(opt, args, train_set, hvd)
     steps_per_epoch = len(batches_for(0))
     bar = _progress(args, hvd, args.epochs * steps_per_epoch)
-    recorder = _recorder(args, hvd, opt, model, test_set, steps_per_epoch)
+    recorder = make_recorder(args, hvd, opt, model, test_set, steps_per_epoch)
     start = time.perf_counter()
     for epoch in range(args.epochs):
         for batch in batches_for(epoch):
@@ -138,7 +138,7 @@ def train(args: argparse.Namespace, hvd) -> dict:
     if recorder is not None and recorder.log is not None:
         recorder.log.close()
     opt.load_synchronized_model()
-    return _summary(args, hvd, opt, model, test_set, wall)
+    return run_summary(args, hvd, opt, model, test_set, wall)
 
 
 def epoch_batches(opt, args, train_set, hvd):
@@ -149,57 +149,11 @@ def epoch_batches(opt, args, train_set, hvd):
     return functools.partial(shard_batches, len(train_set), hvd.rank(), hvd.size(), args.batch_size, args.seed)
 
 
-def _recorder(args, hvd, opt, model, test_set, steps_per_epoch):
-    """The metrics recorder on every rank when ``--metrics`` is given (rank 0 writes)."""
-    if not args.metrics:
-        return None
-    log = None
-    if hvd.rank() == 0:
-        meta = {k: v for k, v in vars(args).items() if k != "options"}
-        meta["label"] = args.label or f"{args.algorithm} {args.compressor} H={args.local_steps}"
-        log = MetricsLog(args.metrics, args.tensorboard, meta=meta)
-    return StepRecorder(opt, log, lambda: accuracy(model, test_set.x, test_set.y), hvd.allgather_object,
-                        args.eval_every or steps_per_epoch)
-
-
 def _progress(args, hvd, total):
     if hvd.rank() != 0 or args.no_progress:
         return None
     from tqdm import tqdm
-    return tqdm(total=total, desc=f"{args.algorithm}/{args.compressor} H={args.local_steps}", file=sys.stderr)
-
-
-def _summary(args, hvd, opt, model, test_set, wall) -> dict:
-    bits = opt.bits
-    per_rank = hvd.allgather_object(bits.total_sent, name="summary.bits")
-    steps = opt.step_count
-    dense_bits = 32 * opt.flat_numel() * steps
-    acc = accuracy(model, test_set.x, test_set.y)
-    accs = hvd.allgather_object(acc, name="summary.acc")
-    if max(accs) - min(accs) > 1e-9:
-        raise RuntimeError(f"ranks disagree on the final model: test accuracies {accs}")
-    return {"algorithm": args.algorithm, "compressor": args.compressor, "ratio": args.ratio,
-            "levels": args.levels, "local_steps": args.local_steps, "ranks": hvd.size(), "steps": steps,
-            "parameters": opt.flat_numel(), "test_accuracy": acc, "bits_per_rank": per_rank,
-            "analytic_bits_rank0": bits.total_analytic if hvd.rank() == 0 else None,
-            "dense_fp32_bits_per_rank": dense_bits, "reduction": dense_bits / max(1, max(per_rank)),
-            "communication_rounds": len(bits.history), "wall_time_s": wall,
-            "history": _all_ranks_history(hvd, bits)}
-
-
-def _all_ranks_history(hvd, bits) -> list:
-    """Every rank's per-step bits, as rows tagged with the rank."""
-    mine = [dict(vars(s), rank=hvd.rank()) for s in bits.history]
-    return [row for rows in hvd.allgather_object(mine, name="summary.history") for row in rows]
-
-
-def format_table(summary: dict) -> str:
-    """The closing table, one row."""
-    head = f"{'algorithm':<10} {'compressor':<11} {'H':>3} {'test acc':>8} {'bits/rank':>12} {'vs dense fp32':>14} {'wall':>7}"
-    row = (f"{summary['algorithm']:<10} {summary['compressor']:<11} {summary['local_steps']:>3} "
-           f"{100 * summary['test_accuracy']:>7.2f}% {max(summary['bits_per_rank']):>12.4g} "
-           f"{summary['reduction']:>13.1f}x {summary['wall_time_s']:>6.1f}s")
-    return f"{head}\n{row}"
+    return tqdm(total=total, desc=f"{args.algorithm} {run_setting(args)}", file=sys.stderr)
 
 
 def main(argv=None) -> int:
@@ -223,19 +177,8 @@ def main(argv=None) -> int:
         print(f"ranks={summary['ranks']} steps={summary['steps']} rounds={summary['communication_rounds']} "
               f"d={summary['parameters']} bits per rank={summary['bits_per_rank']} "
               f"dense fp32 allreduce={summary['dense_fp32_bits_per_rank']}", flush=True)
-        _write(args, summary)
+        write_outputs(args, summary)
     return 0
-
-
-def _write(args, summary) -> None:
-    history = summary.pop("history")
-    if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(summary, fh, indent=1)
-    if args.bits_log:
-        with open(args.bits_log, "w") as fh:
-            for row in history:
-                fh.write(json.dumps(row) + "\n")
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from hvd_qsparse.algorithms import DistributedOptimizer
 from hvd_qsparse.algorithms.risgd_elastic import RiSGDElasticState
 from hvd_qsparse.cli.data import load_digits_split
 from hvd_qsparse.cli.models import accuracy, digits_mlp
+from hvd_qsparse.cli.summary import format_table, run_summary, write_outputs
 
 log = logging.getLogger("hvd_qsparse.train_elastic")
 
@@ -89,7 +90,7 @@ def _evaluate(args, opt, model, test_set, curve) -> bool:
 
 def summarize(args, opt, model, test_set, state, curve, wall) -> dict:
     """``hvd_qsparse.train``'s summary plus rounds, the accuracy curve and the elastic history."""
-    summary = job._summary(args, hvd, opt, model, test_set, wall)
+    summary = run_summary(args, hvd, opt, model, test_set, wall)
     reached = [r for r, acc in curve if args.target_accuracy is not None and acc >= args.target_accuracy]
     summary.update(rounds=opt.rounds_done, redundancy=opt.rstate.redundancy, non_iid=opt.rstate.non_iid,
                    chunks=state.sampler.num_chunks, curve=curve, target_accuracy=args.target_accuracy,
@@ -114,12 +115,12 @@ def main(argv=None) -> int:
     opt.load_synchronized_model()
     summary = summarize(args, opt, model, test_set, state, curve, time.perf_counter() - start)
     if hvd.rank() == 0:
-        print(job.format_table(summary), flush=True)
+        print(format_table(summary), flush=True)
         print(f"ranks={summary['ranks']} steps={summary['steps']} rounds={summary['rounds']} "
               f"q={summary['redundancy']} p={summary['chunks']} non_iid={summary['non_iid']} "
               f"rounds_to_target={summary['rounds_to_target']} resets={summary['resets']} "
               f"memberships={summary['memberships']}", flush=True)
-        job._write(args, summary)
+        write_outputs(args, summary)
     return 0
 
 

@@ -100,13 +100,8 @@ class DoubleSqueeze(WrappedOptimizer):
 
     # --- state ----------------------------------------------------------------------------
     @property
-    def bits(self):
-        """This rank's ``BitCounter``: per-step bits handed to the collectives, both passes."""
-        return self.dstate.bits
-
-    @property
-    def step_count(self) -> int:
-        return self.dstate.step
+    def algorithm_state(self) -> DoubleSqueezeState:
+        return self.dstate
 
     @classmethod
     def add_arguments(cls, group) -> None:
@@ -125,9 +120,3 @@ class DoubleSqueeze(WrappedOptimizer):
         return {"compressor": args.compressor, "ratio": args.ratio, "levels": args.levels,
                 "server_layout": args.server_layout, "server_memory": not args.no_server_memory,
                 "seed": args.seed}
-
-    def algorithm_state_dict(self) -> dict:
-        return self.dstate.state_dict()
-
-    def load_algorithm_state_dict(self, state: dict) -> None:
-        self.dstate.load_state_dict(state)

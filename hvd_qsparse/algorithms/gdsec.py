@@ -100,13 +100,8 @@ class GDSEC(WrappedOptimizer):
 
     # --- state ----------------------------------------------------------------------------
     @property
-    def bits(self):
-        """This rank's ``BitCounter``: per-step and total bits sent."""
-        return self.gstate.bits
-
-    @property
-    def step_count(self) -> int:
-        return self.gstate.step
+    def algorithm_state(self) -> GdsecState:
+        return self.gstate
 
     @classmethod
     def add_arguments(cls, group) -> None:
@@ -127,9 +122,3 @@ class GDSEC(WrappedOptimizer):
         if getattr(args, "warmup_steps", 0):
             raise ValueError(f"--warmup-steps must be 0 with gdsec (it has no dense warm-up), got {args.warmup_steps}")
         return {"beta": check_beta(args.beta, "--beta"), "xi": check_xi(args.xi, "--xi")}
-
-    def algorithm_state_dict(self) -> dict:
-        return self.gstate.state_dict()
-
-    def load_algorithm_state_dict(self, state: dict) -> None:
-        self.gstate.load_state_dict(state)

@@ -162,13 +162,8 @@ class QsparseLocalSGD(WrappedOptimizer):
 
     # --- state ----------------------------------------------------------------------------
     @property
-    def bits(self):
-        """This rank's ``BitCounter``: per-step and total bits sent."""
-        return self.qstate.bits
-
-    @property
-    def step_count(self) -> int:
-        return self.qstate.step
+    def algorithm_state(self) -> QsparseState:
+        return self.qstate
 
     @classmethod
     def add_arguments(cls, group) -> None:
@@ -180,12 +175,6 @@ class QsparseLocalSGD(WrappedOptimizer):
         return {"compressor": args.compressor, "ratio": args.ratio, "levels": args.levels,
                 "local_steps": args.local_steps, "warmup_steps": args.warmup_steps, "seed": args.seed,
                 "exchange": args.exchange}
-
-    def algorithm_state_dict(self) -> dict:
-        return self.qstate.state_dict()
-
-    def load_algorithm_state_dict(self, state: dict) -> None:
-        self.qstate.load_state_dict(state)
 
     def broadcast_state(self, root_rank: int = 0) -> None:
         """Broadcast parameters and optimizer state (at the start of training); x̂ is then taken

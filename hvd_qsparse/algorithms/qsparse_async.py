@@ -218,13 +218,8 @@ class QsparseAsyncLocalSGD(WrappedOptimizer):
 
     # --- state --------------------------------------------------------------------------------
     @property
-    def bits(self):
-        """This rank's ``BitCounter``: per push, the bytes handed to MPI's accumulate, times 8."""
-        return self.qstate.bits
-
-    @property
-    def step_count(self) -> int:
-        return self.qstate.step
+    def algorithm_state(self) -> QsparseAsyncState:
+        return self.qstate
 
     @classmethod
     def add_arguments(cls, group) -> None:

@@ -118,8 +118,6 @@ class RISGD(QsparseLocalSGD):
         return options
 
     # --- state ----------------------------------------------------------------------------
-    def algorithm_state_dict(self) -> dict:
-        return self.rstate.state_dict()
-
-    def load_algorithm_state_dict(self, state: dict) -> None:
-        self.rstate.load_state_dict(state)
+    @property
+    def algorithm_state(self) -> RiSGDState:
+        return self.rstate

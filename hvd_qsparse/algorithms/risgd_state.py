@@ -40,6 +40,16 @@ class RiSGDState:
         # --- (step, live slots) at the start and after every elastic reset -------------------
         self.memberships: List[Tuple[int, List[int]]] = []
 
+    @property
+    def step(self) -> int:
+        """Steps taken so far (the local SGD's counter)."""
+        return self.local_sgd.step
+
+    @property
+    def bits(self):
+        """This rank's ``BitCounter`` (the local SGD's: RI-SGD's rounds are its rounds)."""
+        return self.local_sgd.bits
+
     def rounds_done(self, step: Optional[int] = None) -> int:
         """Communication rounds in steps [0, step): every warm-up step, then one per τ steps."""
         s = self.local_sgd

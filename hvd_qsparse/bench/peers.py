@@ -36,7 +36,7 @@ from hvd_qsparse.bench.peer_optimizers import DDPPeer, HorovodPeer, PostLocalSGD
 from hvd_qsparse.cli.data import load_digits_split, shard_batches
 from hvd_qsparse.cli.metrics import check_path
 from hvd_qsparse.cli.models import digits_mlp
-from hvd_qsparse.train import _recorder, _summary, _write, format_table
+from hvd_qsparse.cli.summary import format_table, make_recorder, run_summary, write_outputs
 
 BITS_SOURCE = "measured: bytes of the buffers handed to the collectives"
 
@@ -67,15 +67,17 @@ class PeerSpec:
     compressor: str
     backend: str                     # "horovod" or "gloo"
     build: Callable                  # (model, torch optimizer, args) -> PeerOptimizer
+    setting: str                     # the summary's setting line, formatted with the flags
     periodic: bool = False           # --local-steps is its averaging period
 
 
 PEERS = {
-    "horovod": PeerSpec("horovod", "none", "horovod", functools.partial(_horovod, "none")),
-    "horovod-fp16": PeerSpec("horovod", "fp16", "horovod", functools.partial(_horovod, "fp16")),
-    "ddp": PeerSpec("ddp", "none", "gloo", _ddp),
-    "ddp-powersgd": PeerSpec("ddp", "powersgd", "gloo", _powersgd),
-    "ddp-postlocalsgd": PeerSpec("ddp", "postlocalsgd", "gloo", _postlocalsgd, periodic=True),
+    "horovod": PeerSpec("horovod", "none", "horovod", functools.partial(_horovod, "none"), "fp32 allreduce"),
+    "horovod-fp16": PeerSpec("horovod", "fp16", "horovod", functools.partial(_horovod, "fp16"), "fp16 allreduce"),
+    "ddp": PeerSpec("ddp", "none", "gloo", _ddp, "fp32 allreduce"),
+    "ddp-powersgd": PeerSpec("ddp", "powersgd", "gloo", _powersgd, "powersgd rank={powersgd_rank}"),
+    "ddp-postlocalsgd": PeerSpec("ddp", "postlocalsgd", "gloo", _postlocalsgd, "postlocalsgd H={local_steps}",
+                                 periodic=True),
 }
 
 
@@ -127,6 +129,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     # The job's summary and metrics read these names.
     args.algorithm, args.compressor, args.ratio, args.levels = spec.algorithm, spec.compressor, None, None
     args.label = args.label or args.peer
+    args.setting = spec.setting.format(**vars(args))
     args.tensorboard = None
     return args
 
@@ -182,7 +185,7 @@ def train(args: argparse.Namespace, comm) -> dict:
     loss_fn = torch.nn.CrossEntropyLoss()
     batches_for = functools.partial(shard_batches, len(train_set), comm.rank(), comm.size(), args.batch_size,
                                     args.seed)
-    recorder = _recorder(args, comm, peer, model, test_set, len(batches_for(0))) if args.metrics else None
+    recorder = make_recorder(args, comm, peer, model, test_set, len(batches_for(0))) if args.metrics else None
     start = time.perf_counter()
     for epoch in range(args.epochs):
         for batch in batches_for(epoch):
@@ -198,7 +201,7 @@ def train(args: argparse.Namespace, comm) -> dict:
     if recorder is not None and recorder.log is not None:
         recorder.log.close()
     peer.load_synchronized_model()
-    summary = _summary(args, comm, peer, model, test_set, wall)
+    summary = run_summary(args, comm, peer, model, test_set, wall)
     summary.update(peer=args.peer, label=args.label, bits_source=BITS_SOURCE)
     return summary
 
@@ -221,7 +224,7 @@ def main(argv=None) -> int:
         print(format_table(summary), flush=True)
         print(f"peer={args.peer} ranks={summary['ranks']} steps={summary['steps']} d={summary['parameters']} "
               f"bits per rank={summary['bits_per_rank']} ({BITS_SOURCE})", flush=True)
-        _write(args, summary)
+        write_outputs(args, summary)
     if spec.backend == "gloo":
         comm.world.Barrier()
         torch.distributed.destroy_process_group()

@@ -59,23 +59,30 @@ class WrappedOptimizer(ABC):
     def step(self, closure=None):
         """One training step (local update and, when scheduled, communication)."""
 
+    @property
     @abstractmethod
-    def algorithm_state_dict(self) -> dict:
-        """The algorithm's state (memories, shared model, counters, seeds)."""
+    def algorithm_state(self):
+        """The one object that holds the algorithm's state and hyperparameters (memories, shared
+        model, counters, seeds), with ``bits`` (a ``comm.BitCounter``), ``step``,
+        ``state_dict()`` and ``load_state_dict()``."""
 
-    @abstractmethod
+    def algorithm_state_dict(self) -> dict:
+        """The algorithm's state, for checkpoints (``state_dict()['algorithm']``)."""
+        return self.algorithm_state.state_dict()
+
     def load_algorithm_state_dict(self, state: dict) -> None:
         """Restore what ``algorithm_state_dict`` returned."""
+        self.algorithm_state.load_state_dict(state)
 
     @property
-    @abstractmethod
     def bits(self):
         """This rank's ``comm.BitCounter``: per-step and total bits sent."""
+        return self.algorithm_state.bits
 
     @property
-    @abstractmethod
     def step_count(self) -> int:
         """Steps taken so far."""
+        return self.algorithm_state.step
 
     def load_synchronized_model(self) -> None:
         """Copy the model every rank agrees on into the parameters (for evaluation); a no-op for

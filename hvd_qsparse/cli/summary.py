@@ -1,0 +1,103 @@
+"""A training run's closing summary: what every job of this package (``train``, ``train_elastic``,
+the benchmark's peers) prints and writes at the end, and the per-step recorder behind
+``--metrics``.
+
+``comm`` is anything with ``rank()``, ``size()`` and ``allgather_object(obj, name=...)``:
+``horovod.torch`` itself, or the benchmark's mpi4py stand-in for the DDP peers.
+"""
+import json
+
+from hvd_qsparse.cli.metrics import MetricsLog, StepRecorder
+from hvd_qsparse.cli.models import accuracy
+from hvd_qsparse.compression.registry import create
+
+# Options that do not change what a run computes or sends, left out of its "setting" line.
+_BOOKKEEPING = ("compressor", "ratio", "levels", "seed", "progress", "host_rank")
+
+
+def describe_setting(options: dict) -> str:
+    """One line for an algorithm's options, e.g. ``topk+sign(ratio=0.01) H=8``: the compressor
+    with only the parameters it uses, then the algorithm's own options (``local_steps`` as ``H``),
+    leaving out seeds, defaults of zero and unset values."""
+    parts = []
+    if "compressor" in options:
+        params = create(options["compressor"], ratio=options.get("ratio"), levels=options.get("levels")).params()
+        shown = ",".join(f"{k}={v}" for k, v in params.items() if v is not False)
+        parts.append(f"{options['compressor']}({shown})" if shown else options["compressor"])
+    for key, value in options.items():
+        if key in _BOOKKEEPING or value is None or (key == "warmup_steps" and value == 0):
+            continue
+        parts.append(f"{'H' if key == 'local_steps' else key}={value}")
+    return " ".join(parts)
+
+
+def make_recorder(args, comm, opt, model, test_set, steps_per_epoch):
+    """The metrics recorder on every rank when ``--metrics`` is given (rank 0 writes), else None."""
+    if not args.metrics:
+        return None
+    log = None
+    if comm.rank() == 0:
+        meta = {k: v for k, v in vars(args).items() if k != "options"}
+        meta["label"] = args.label or f"{args.algorithm} {run_setting(args)}"
+        log = MetricsLog(args.metrics, args.tensorboard, meta=meta)
+    return StepRecorder(opt, log, lambda: accuracy(model, test_set.x, test_set.y), comm.allgather_object,
+                        args.eval_every or steps_per_epoch)
+
+
+def run_setting(args) -> str:
+    """The run's setting line: ``args.setting`` when the job names it (the peers), else from the
+    algorithm's options."""
+    return getattr(args, "setting", None) or describe_setting(getattr(args, "options", {}))
+
+
+def run_summary(args, comm, opt, model, test_set, wall) -> dict:
+    """The summary, identical on every rank: final test accuracy (checked equal on all ranks),
+    bits each rank sent, the dense fp32 figure and every rank's per-step history.
+
+    Raises:
+        RuntimeError: the ranks ended with different models.
+    """
+    bits = opt.bits
+    per_rank = comm.allgather_object(bits.total_sent, name="summary.bits")
+    steps = opt.step_count
+    dense_bits = 32 * opt.flat_numel() * steps
+    acc = accuracy(model, test_set.x, test_set.y)
+    accs = comm.allgather_object(acc, name="summary.acc")
+    if max(accs) - min(accs) > 1e-9:
+        raise RuntimeError(f"ranks disagree on the final model: test accuracies {accs}")
+    return {"algorithm": args.algorithm, "setting": run_setting(args), "compressor": args.compressor,
+            "ratio": args.ratio, "levels": args.levels, "local_steps": args.local_steps, "ranks": comm.size(),
+            "steps": steps, "parameters": opt.flat_numel(), "test_accuracy": acc, "bits_per_rank": per_rank,
+            "analytic_bits_rank0": bits.total_analytic if comm.rank() == 0 else None,
+            "dense_fp32_bits_per_rank": dense_bits, "reduction": dense_bits / max(1, max(per_rank)),
+            "communication_rounds": len(bits.history), "wall_time_s": wall,
+            "history": _all_ranks_history(comm, bits)}
+
+
+def _all_ranks_history(comm, bits) -> list:
+    """Every rank's per-step bits, as rows tagged with the rank."""
+    mine = [dict(vars(s), rank=comm.rank()) for s in bits.history]
+    return [row for rows in comm.allgather_object(mine, name="summary.history") for row in rows]
+
+
+def format_table(summary: dict) -> str:
+    """The closing table, one row."""
+    width = max(24, len(summary["setting"]))
+    head = (f"{'algorithm':<10} {'setting':<{width}} {'test acc':>8} {'bits/rank':>12} {'vs dense fp32':>14} "
+            f"{'wall':>7}")
+    row = (f"{summary['algorithm']:<10} {summary['setting']:<{width}} {100 * summary['test_accuracy']:>7.2f}% "
+           f"{max(summary['bits_per_rank']):>12.4g} {summary['reduction']:>13.1f}x {summary['wall_time_s']:>6.1f}s")
+    return f"{head}\n{row}"
+
+
+def write_outputs(args, summary) -> None:
+    """``--json`` (the summary without the history) and ``--bits-log`` (the history, a JSON line
+    per rank and step); rank 0 calls it."""
+    history = summary.pop("history")
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(summary, fh, indent=1)
+    if args.bits_log:
+        with open(args.bits_log, "w") as fh:
+            for row in history:
+                fh.write(json.dumps(row) + "\n")
