@@ -159,7 +159,8 @@ def write_section(out_dir: Path, title: str, rows: List[Row], results: List[RunR
                   network: str) -> str:
     """The setting's Markdown section; also draws its plots into ``out_dir``."""
     metrics = [str(r.metrics) for r in results if r.ok]
-    figures = plot(metrics, str(out_dir)) if metrics else []
+    # Zoomed on the last 15 points below the target, where the runs part.
+    figures = plot(metrics, str(out_dir), ymin=max(0.0, 100 * target - 15), target=100 * target) if metrics else []
     links = " · ".join(f"[{Path(f).name}]({out_dir.name}/{Path(f).name})" for f in figures)
     return "\n".join([f"## {title}", "", f"Network: {network}", "", markdown_table(rows, target), "", "Targets:", "",
                       *check_targets(rows), "", f"Plots: {links or DASH}", ""])

@@ -2,14 +2,17 @@
 wall time, every run on the same two figures (PNG, matplotlib).
 
 A RUN is a metrics file of the training job (``--metrics run.jsonl`` or ``.csv``); the points are
-its evaluation rows. Bits are the largest per-rank total at that step (log scale).
+its evaluation rows. Bits are the largest per-rank total at that step. Both x axes are
+logarithmic: compressed runs send and finish orders of magnitude apart from dense ones, and a
+linear axis squeezes them into the first pixels.
 """
 from pathlib import Path
 
 from hvd_qsparse.cli.metrics import read_metrics
 
-FIGURES = {"accuracy_vs_bits.png": ("bits sent per rank (largest rank)", True),
-           "accuracy_vs_time.png": ("wall time (s)", False)}
+FIGURES = {"accuracy_vs_bits.png": "bits sent per rank (largest rank)",
+           "accuracy_vs_time.png": "wall time (s)"}
+MARKERS = "os^vD<>p*h"
 
 
 def run_points(path: str) -> tuple:
@@ -23,8 +26,15 @@ def run_points(path: str) -> tuple:
     return label, bits, [r["wall_s"] for r in evals], [100 * r["test_accuracy"] for r in evals]
 
 
-def plot(paths, out_dir: str) -> list:
-    """Write the figures for ``paths`` into ``out_dir``; returns the files written."""
+def plot(paths, out_dir: str, ymin=None, target=None) -> list:
+    """Write the figures for ``paths`` into ``out_dir``; returns the files written.
+
+    Args:
+        paths: metrics files, one curve each (up to 20 colours, and markers).
+        out_dir: the folder for the PNG files.
+        ymin: the lowest accuracy (%) shown, to zoom on the end of training; None: all points.
+        target: a target accuracy (%) drawn as a dashed line; None: no line.
+    """
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -32,16 +42,22 @@ def plot(paths, out_dir: str) -> list:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    for filename, (xlabel, log_x) in FIGURES.items():
-        fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
-        for label, bits, seconds, acc in runs:
-            ax.plot(bits if log_x else seconds, acc, marker="o", markersize=3, label=label)
-        if log_x:
-            ax.set_xscale("log")
+    colors = plt.get_cmap("tab20" if len(runs) > 10 else "tab10").colors
+    for filename, xlabel in FIGURES.items():
+        fig, ax = plt.subplots(figsize=(8, 4.5), dpi=120)
+        for i, (label, bits, seconds, acc) in enumerate(runs):
+            x = bits if filename == "accuracy_vs_bits.png" else seconds
+            ax.plot(x, acc, marker=MARKERS[i % len(MARKERS)], markersize=3, linewidth=1.2,
+                    color=colors[i % len(colors)], label=label)
+        ax.set_xscale("log")
+        if ymin is not None:
+            ax.set_ylim(bottom=ymin)
+        if target is not None:
+            ax.axhline(target, color="0.4", linestyle="--", linewidth=0.8)
         ax.set_xlabel(xlabel)
         ax.set_ylabel("test accuracy (%)")
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=8)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
         fig.tight_layout()
         fig.savefig(out / filename)
         plt.close(fig)
@@ -50,7 +66,7 @@ def plot(paths, out_dir: str) -> list:
 
 
 def run(args) -> int:
-    for path in plot(args.runs, args.out):
+    for path in plot(args.runs, args.out, args.ymin, args.target):
         print(path)
     return 0
 
@@ -59,4 +75,6 @@ def add_parser(subparsers) -> None:
     p = subparsers.add_parser("plot", help="PNG plots of accuracy against bits and wall time")
     p.add_argument("runs", nargs="+", metavar="RUN", help="metrics files (.jsonl or .csv) of the job")
     p.add_argument("--out", default="plots", help="folder for the PNG files")
+    p.add_argument("--ymin", type=float, help="lowest test accuracy shown, in %% (default: every point)")
+    p.add_argument("--target", type=float, help="draw this test accuracy (in %%) as a dashed line")
     p.set_defaults(func=run)
