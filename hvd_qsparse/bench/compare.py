@@ -32,6 +32,7 @@ from pathlib import Path
 from hvd_qsparse.bench import variants as variant_table
 from hvd_qsparse.bench.netns import (UNLIMITED, LimitedNamespace, NamespaceError, check_can_create,
                                      check_rate)
+from hvd_qsparse.bench.overview import overview_section
 from hvd_qsparse.bench.report import load_row, write_results, write_section
 from hvd_qsparse.bench.runner import ROOT, run_variant
 from hvd_qsparse.train import check_compressor_flags
@@ -190,7 +191,8 @@ def run_all(args, argv) -> int:
                                               described))
                 settings[folder.name] = {"bandwidth": bandwidth, "ranks": ranks, "network": described,
                                          "shaped_bytes": shaped, "rows": rows}
-                path = write_results(out, top, sections, settings)
+                overview = [overview_section(settings)] if len(settings) > 1 else []
+                path = write_results(out, top, overview + sections, settings)
                 print(f"[{folder.name}] written to {path}", flush=True)
     print(path.read_text())
     return failed

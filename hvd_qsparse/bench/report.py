@@ -129,14 +129,20 @@ def check_targets(rows: List[Row]) -> List[str]:
     return lines
 
 
-def _qsparse_targets(done: List[Row], base: Row) -> List[str]:
+def best_qsparse(done: List[Row], base: Row):
+    """``(row, qualified)``: the best Qsparse-local-SGD setting, the first to the target among
+    those that keep the bits (≥ 1000×) and accuracy (within 1 pt of ``base``) targets, or among
+    all that reached it when none does (``qualified`` False); ``(None, False)`` when none did."""
     reached = [r for r in done if r.algorithm == "qsparse" and r.target_s]
-    if not reached:
-        return ["- MISSED: no Qsparse-local-SGD setting reached the target"]
-    # The best setting: the first to the target among those that keep the bits and accuracy
-    # targets, or among all when none does.
     qualified = [r for r in reached if r.reduction >= 1000 and r.accuracy >= base.accuracy - 0.01]
-    best = min(qualified or reached, key=lambda r: r.target_s)
+    best = min(qualified or reached, key=lambda r: r.target_s, default=None)
+    return best, bool(qualified)
+
+
+def _qsparse_targets(done: List[Row], base: Row) -> List[str]:
+    best, qualified = best_qsparse(done, base)
+    if best is None:
+        return ["- MISSED: no Qsparse-local-SGD setting reached the target"]
     speedup = base.target_s / best.target_s
     gap = 100 * (best.accuracy - base.accuracy)
     among = "≥ 1000× fewer bits and within 1 pt" if qualified else "all settings: none has ≥ 1000× and 1 pt"

@@ -18,7 +18,7 @@ def metric_rows(accuracies, step_s=0.5, bits_per_step=100):
     return rows
 
 
-def testtime_to_target_is_training_time_up_to_the_first_evaluation_at_target():
+def test_time_to_target_is_training_time_up_to_the_first_evaluation_at_target():
     row = Row("x", "ours", "qsparse")
     time_to_target(row, metric_rows([0.5, 0.94, 0.95, 0.97]), target=0.95)
     assert (row.target_step, row.target_s, row.target_bits) == (6, 3.0, 600)
