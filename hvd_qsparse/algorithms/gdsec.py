@@ -29,10 +29,14 @@ exactly the workers' error terms.
 Implementation: e_m is an ``ErrorFeedback`` memory fed with v = ∇f_m − β ĝ_m and the
 ``ThresholdSparsifier`` as the compressor, so the fp32 rounding of transmitted values lands in
 e_m too. The Δ̂_m^k of all tensors travel as variable-length (index, value) payloads in one
-fused variable-size allgather (``AllgatherExchange(fixed_size=False)``, whose small allgather
-of payload sizes is counted in the bits); every rank decodes every payload and updates the
-server's view ĝ identically, so no server process is needed. A rank with nothing to send sends
-an empty payload and pays only its 8-byte size entry per tensor.
+fused variable-size allgather, after a small allgather of payload sizes that is counted in the
+bits; every rank decodes every payload and updates the server's view ĝ identically, so no
+server process is needed. A rank with nothing to send sends an empty payload and pays only its
+8-byte size entry per tensor. When the ranks' payloads together would outweigh two dense fp32
+vectors (with mini-batches, sampling noise keeps most entries above the threshold), the sum of
+the Δ̂_m travels by a dense allreduce instead (``comm.SparseOrDenseExchange``): the same ĝ, fewer
+bytes. ``always_sparse=True`` (``--always-sparse``) keeps the paper's sparse messages at every
+step.
 """
 from typing import List, Tuple
 
@@ -42,7 +46,7 @@ import torch
 from hvd_qsparse.algorithms.gdsec_codec import ThresholdSparsifier
 from hvd_qsparse.algorithms.gdsec_state import GdsecState, check_beta, check_xi
 from hvd_qsparse.algorithms.registry import register_algorithm
-from hvd_qsparse.comm import AllgatherExchange, Message
+from hvd_qsparse.comm import AllgatherExchange, Message, SparseOrDenseExchange
 from hvd_qsparse.optim import WrappedOptimizer
 
 
@@ -55,12 +59,17 @@ class GDSEC(WrappedOptimizer):
             (``torch.optim.SGD`` without momentum is the paper's method).
         named_parameters: ``model.named_parameters()`` (names key the per-tensor state).
         beta: β ∈ (0, 1]. xi: ξ >= 0 (0 reproduces distributed gradient descent).
+        always_sparse: send (index, value) payloads at every step, even when a dense allreduce
+            of their sum would move fewer bytes.
     """
 
-    def __init__(self, optimizer, named_parameters=None, beta: float = 1.0, xi: float = 0.0):
+    def __init__(self, optimizer, named_parameters=None, beta: float = 1.0, xi: float = 0.0,
+                 always_sparse: bool = False):
         super().__init__(optimizer, named_parameters)
         self.gstate = GdsecState(beta, xi)
-        self.exchange = AllgatherExchange(ThresholdSparsifier(), fixed_size=False)
+        codec = ThresholdSparsifier()
+        self.exchange = (AllgatherExchange(codec, fixed_size=False) if always_sparse
+                         else SparseOrDenseExchange(codec))
 
     def step(self, closure=None):
         """Transmit this rank's sparsified gradient difference, update ĝ from everyone's, step."""
@@ -79,6 +88,8 @@ class GDSEC(WrappedOptimizer):
                 else:
                     param.grad.copy_(view)
         self.optimizer.step()
+        if pending.dense:
+            analytic = 32 * self.flat_numel()
         self.gstate.bits.record(self.gstate.step, 8 * pending.sent_bytes, analytic, 32 * self.flat_numel())
         self.gstate.step += 1
         return loss
@@ -110,10 +121,13 @@ class GDSEC(WrappedOptimizer):
         group.add_argument("--xi", type=float, default=10.0,
                            help="GD-SEC's threshold scale ξ >= 0: an entry of the gradient difference is "
                                 "withheld while |Δ_i| <= (ξ/M)|θ_i − θ_i(previous step)|; 0 = plain GD")
+        group.add_argument("--always-sparse", action="store_true",
+                           help="GD-SEC: send (index, value) payloads at every step, even when an allreduce "
+                                "of their dense sum would move fewer bytes (the default switches)")
 
     @classmethod
     def options_from_args(cls, args) -> dict:
-        """β and ξ from ``--beta`` and ``--xi``. GD-SEC talks every step and sends its own
+        """β, ξ and the exchange from ``--beta``, ``--xi`` and ``--always-sparse``. GD-SEC talks every step and sends its own
         payloads: ``--compressor``, ``--ratio``, ``--levels`` and ``--local-steps`` do not apply.
 
         Raises:
@@ -121,4 +135,5 @@ class GDSEC(WrappedOptimizer):
         """
         if getattr(args, "warmup_steps", 0):
             raise ValueError(f"--warmup-steps must be 0 with gdsec (it has no dense warm-up), got {args.warmup_steps}")
-        return {"beta": check_beta(args.beta, "--beta"), "xi": check_xi(args.xi, "--xi")}
+        return {"beta": check_beta(args.beta, "--beta"), "xi": check_xi(args.xi, "--xi"),
+                "always_sparse": bool(getattr(args, "always_sparse", False))}

@@ -121,7 +121,8 @@ def runs(args) -> List[dict]:
     """The configurations to run: ``--grid``'s, or the one the flags name."""
     if args.grid:
         return [{"name": "gd", **GD_OPTIONS}] + [
-            {"name": "gdsec", "algorithm": "gdsec", "beta": b, "xi": x} for b in args.betas for x in args.xis]
+            {"name": "gdsec", "algorithm": "gdsec", "beta": b, "xi": x, "always_sparse": args.always_sparse}
+            for b in args.betas for x in args.xis]
     if args.algorithm == "gd":
         return [{"name": "gd", **GD_OPTIONS}]
     return [{"name": "gdsec", "algorithm": "gdsec", **args.options}]

@@ -7,9 +7,11 @@ from hvd_qsparse.comm.layout import FlatLayout, Slot
 from hvd_qsparse.comm.parameter_server import ParameterServerExchange
 from hvd_qsparse.comm.progress import ProgressThread
 from hvd_qsparse.comm.sharded_server import ShardedServerExchange
+from hvd_qsparse.comm.sparse_or_dense import SparseOrDenseExchange
 from hvd_qsparse.comm.two_pass import ServerRound, TwoPassExchange, shard_sizes
 from hvd_qsparse.comm.window import OneSidedUnavailableError, Window
 
 __all__ = ["BitCounter", "StepBits", "AllgatherExchange", "AllreduceExchange", "Exchange", "Message", "Pending"]
-__all__ += ["ParameterServerExchange", "ServerRound", "ShardedServerExchange", "TwoPassExchange", "shard_sizes"]
+__all__ += ["ParameterServerExchange", "ServerRound", "ShardedServerExchange", "SparseOrDenseExchange", "TwoPassExchange",
+            "shard_sizes"]
 __all__ += ["FlatLayout", "OneSidedUnavailableError", "ProgressThread", "Slot", "Window"]

@@ -27,6 +27,8 @@ class Pending(ABC):
 
     #: bytes this rank handed to the collective (payload plus framing), i.e. what it sent
     sent_bytes: int = 0
+    #: True when the payloads travelled as a dense sum instead (``SparseOrDenseExchange``)
+    dense: bool = False
 
     @abstractmethod
     def wait(self) -> List[torch.Tensor]:

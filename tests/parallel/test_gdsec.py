@@ -19,10 +19,13 @@ def test_xi_zero_is_distributed_gradient_descent(ranks, beta, momentum):
     assert ranks("gdsec_matches_gd.py", np=2, args=(beta, momentum), timeout=TIMEOUT).count(": OK") == 2
 
 
-@pytest.mark.parametrize("beta,xi,np", [(1.0, 2.0, 2), (0.7, 2.0, 3), (1.0, 1e6, 2)],
-                         ids=["beta1", "beta0.7-3ranks", "silent"])
-def test_invariants_every_step_every_rank(ranks, beta, xi, np):
-    assert ranks("gdsec_invariants.py", np=np, args=(beta, xi, 12), timeout=TIMEOUT).count(": OK") == np
+@pytest.mark.parametrize("beta,xi,np,exchange", [(1.0, 2.0, 2, "sparse"), (0.7, 2.0, 3, "sparse"),
+                                                 (1.0, 1e6, 2, "sparse"), (1.0, 2.0, 2, "auto"),
+                                                 (1.0, 2.0, 3, "auto")],
+                         ids=["beta1", "beta0.7-3ranks", "silent", "beta1-auto", "beta1-3ranks-auto"])
+def test_invariants_every_step_every_rank(ranks, beta, xi, np, exchange):
+    out = ranks("gdsec_invariants.py", np=np, args=(beta, xi, 12, exchange), timeout=TIMEOUT)
+    assert out.count(": OK") == np
 
 
 def test_resume_continues_exactly(ranks, tmp_path):

@@ -4,7 +4,10 @@ The worker recomputes independently what each rank must send (Δ and the thresho
 it checks the bits counted against the real payload sizes, the error-correction invariant
 ĝ_m^k + e_m^{k+1} = ∇f_m(θ^k) + e_m^k, that the server's view is Σ_m ĝ_m and identical on
 every rank, and that the running sum of the server's views trails the running sum of the true
-averaged gradients by exactly Σ_m e_m. Arguments: β, ξ, steps.
+averaged gradients by exactly Σ_m e_m. Arguments: β, ξ, steps, exchange: ``sparse`` (the
+paper's messages at every step, ``always_sparse=True``) or ``auto`` (the default: a dense
+allreduce of the sum when all ranks' payloads outweigh two dense fp32 vectors; the worker
+predicts which path each step takes from every rank's predicted payload).
 """
 import sys
 
@@ -13,6 +16,7 @@ import torch
 from common import batch, make_model
 
 import hvd_qsparse
+from hvd_qsparse.comm.sparse_or_dense import DENSE_FACTOR
 from hvd_qsparse.ops import aligned, ceil_log2, packed_nbytes
 
 ATOL = 2e-6
@@ -34,7 +38,8 @@ def close(a, b, what):
 
 
 def expected_bits(named, grads, state, previous, ranks):
-    """Bits the payloads must hold, from this worker's own Δ and thresholds; and (sent, withheld)."""
+    """Bytes the sparse payloads must hold (size entries included), from this worker's own Δ and
+    thresholds; and (sent, withheld)."""
     nbytes, sent, withheld = 0, 0, 0
     for name, param in named:
         delta = grads[name] / ranks - state.beta * state.g_hat_of(name, param) + state.error_of(name, param)
@@ -42,7 +47,18 @@ def expected_bits(named, grads, state, previous, ranks):
         k = int((delta.abs() > state.xi / ranks * (param.detach() - prev).abs()).sum())
         nbytes += 4 * k + aligned(packed_nbytes(k, ceil_log2(param.numel()))) + 8  # + its size entry
         sent, withheld = sent + k, withheld + int((delta != 0).sum()) - k
-    return 8 * nbytes, sent, withheld
+    return nbytes, sent, withheld
+
+
+def expected_path(nbytes, named, exchange):
+    """(bits this rank sends, the collectives ``step`` calls, dense?) for the predicted payloads."""
+    if exchange == "sparse":
+        return 8 * nbytes, ["allgather_async", "allgather_async"], False
+    numel = sum(p.numel() for _, p in named)
+    payloads = sum(hvd.allgather_object(nbytes - 8 * len(named), name="predicted"))
+    if payloads > DENSE_FACTOR * 4 * numel:
+        return 8 * (8 * len(named) + 4 * numel), ["allgather", "allreduce_async"], True
+    return 8 * nbytes, ["allgather", "allgather_async"], False
 
 
 def check_step(opt, model, step, before, grads, bits):
@@ -61,22 +77,24 @@ def check_step(opt, model, step, before, grads, bits):
         close(before["sum_view"][name] + errors, before["sum_true"][name], f"step {step} {name}: nothing lost")
 
 
-def main(beta, xi, steps):
+def main(beta, xi, steps, exchange):
     hvd.init()
     model = make_model()
     opt = hvd_qsparse.DistributedOptimizer(torch.optim.SGD(model.parameters(), lr=0.1), model.named_parameters(),
-                                           algorithm="gdsec", beta=beta, xi=xi)
+                                           algorithm="gdsec", beta=beta, xi=xi, always_sparse=exchange == "sparse")
     opt.broadcast_state()
     x, y = batch(hvd.rank(), 0)  # full batch: the same local data every step
     named = list(model.named_parameters())
     running = {"sum_view": {n: torch.zeros_like(p) for n, p in named},
                "sum_true": {n: torch.zeros_like(p) for n, p in named}}
-    totals, previous = [0, 0], {}
+    totals, previous, dense_steps = [0, 0], {}, 0
     for step in range(steps):
         opt.zero_grad()
         torch.nn.functional.cross_entropy(model(x), y).backward()
         grads = {n: p.grad.detach().clone() for n, p in named}
-        bits, sent, withheld = expected_bits(named, grads, opt.gstate, previous, hvd.size())
+        nbytes, sent, withheld = expected_bits(named, grads, opt.gstate, previous, hvd.size())
+        bits, calls, dense = expected_path(nbytes, named, exchange)
+        dense_steps += dense
         running["error"] = {n: opt.gstate.error_of(n, p).clone() for n, p in named}
         previous = {n: p.detach().clone() for n, p in named}
         CALLS.clear()
@@ -86,18 +104,20 @@ def main(beta, xi, steps):
         opt.step()
         for name in COLLECTIVES:
             setattr(hvd, name, real[name])
-        assert CALLS == ["allgather_async", "allgather_async"], f"step {step}: collectives {CALLS}"
+        assert CALLS == calls, f"step {step}: collectives {CALLS}, expected {calls}"
         check_step(opt, model, step, running, grads, bits)
         totals = [totals[0] + sent, totals[1] + withheld]
     sent, withheld = totals
     if xi > 0:
         assert sent > 0 and withheld > 0, f"a trivial run: {sent} entries sent, {withheld} withheld"
+    if exchange == "auto" and xi < SILENT_XI:  # the first step sends every entry: dense; then sparse
+        assert 0 < dense_steps < steps, f"dense in {dense_steps} of {steps} steps: one path untested"
     if xi >= SILENT_XI:  # after the first step nothing passes: only the 64-bit size entry per tensor
         silent = [opt.bits.bits_at(s) for s in range(1, steps)]
         assert silent == [64 * len(named)] * (steps - 1), f"silent steps sent {silent}"
-    print(f"rank {hvd.rank()}: OK beta={beta} xi={xi} sent {sent} withheld {withheld} "
-          f"bits {opt.bits.total_sent}", flush=True)
+    print(f"rank {hvd.rank()}: OK beta={beta} xi={xi} {exchange} sent {sent} withheld {withheld} "
+          f"dense steps {dense_steps} bits {opt.bits.total_sent}", flush=True)
 
 
 if __name__ == "__main__":
-    main(float(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]))
+    main(float(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), sys.argv[4])

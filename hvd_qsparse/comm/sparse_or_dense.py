@@ -1,0 +1,80 @@
+"""Variable-size sparse payloads, or a dense allreduce when they would move more bytes.
+
+Sparse (index, value) payloads gathered to every rank cost, on the wire, each payload times
+R − 1 (every other rank receives it); a ring allreduce of the dense fp32 sum costs
+2·(R − 1)·4d bytes in all. When the ranks' payloads together exceed ``DENSE_FACTOR``·4d bytes
+(two dense vectors), the allgather would move more than the allreduce, so every rank decodes its
+own payloads and the sum is allreduced instead. GD-SEC with mini-batches is the case in point:
+sampling noise keeps most entries above the threshold, and (index, value) pairs are twice the
+size of the values alone. SparCML (Renggli et al., SC 2019) switches between sparse and dense
+representations on the same ground.
+
+The choice needs everyone's payload sizes, so they travel first (a small allgather, counted in
+the bits like ``AllgatherExchange(fixed_size=False)``'s); every rank then makes the same choice
+from the same numbers. Either path returns, on every rank, bit-identical sums.
+"""
+from typing import List, Sequence
+
+import horovod.torch as hvd
+import torch
+
+from hvd_qsparse.comm.allgather import AllgatherExchange
+from hvd_qsparse.comm.base import Exchange, Message, Pending
+from hvd_qsparse.ops import aligned, as_bytes, join_parts
+
+#: Dense when the ranks' sparse payloads total more than this many dense fp32 vectors.
+DENSE_FACTOR = 2
+
+
+class _PendingDense(Pending):
+    dense = True
+
+    def __init__(self, messages, handle, sent_bytes):
+        self.messages, self.handle, self.sent_bytes = messages, handle, sent_bytes
+
+    def wait(self) -> List[torch.Tensor]:
+        summed = hvd.synchronize(self.handle)
+        return list(summed.split([m.ctx.numel for m in self.messages]))
+
+
+class _PendingSparse(Pending):
+    def __init__(self, exchange, messages, handle, sizes, sent_bytes):
+        self.exchange, self.messages, self.handle, self.sizes = exchange, messages, handle, sizes
+        self.sent_bytes = sent_bytes
+
+    def wait(self) -> List[torch.Tensor]:
+        return self.exchange.decode(hvd.synchronize(self.handle), self.messages, self.sizes)
+
+
+class SparseOrDenseExchange(Exchange):
+    """Every rank gets the sum over ranks of the decoded payloads, through a variable-size
+    allgather of the payloads or an allreduce of their decoded sum, whichever moves fewer bytes.
+
+    Attributes:
+        dense_steps: exchanges that went dense so far (for reports and tests).
+        sparse_steps: exchanges that went sparse so far.
+    """
+
+    def __init__(self, compressor):
+        super().__init__(compressor)
+        self._gather = AllgatherExchange(compressor, fixed_size=False)
+        self.dense_steps = 0
+        self.sparse_steps = 0
+
+    def start(self, messages: Sequence[Message], name: str) -> Pending:
+        own = torch.tensor([aligned(m.payload.numel() * m.payload.element_size()) for m in messages],
+                           dtype=torch.int64)
+        sizes = hvd.allgather(own, name=f"{name}.sizes").view(hvd.size(), len(messages))
+        size_bytes = 8 * len(messages)
+        dense_numel = sum(m.ctx.numel for m in messages)
+        if int(sizes.sum()) > DENSE_FACTOR * 4 * dense_numel:
+            self.dense_steps += 1
+            decoded = torch.cat([self.compressor.decompress_sum([as_bytes(m.payload)], m.ctx).reshape(-1).float()
+                                 for m in messages])
+            handle = hvd.allreduce_async(decoded, op=hvd.Sum, name=f"{name}.dense")
+            return _PendingDense(messages, handle, size_bytes + 4 * dense_numel)
+        self.sparse_steps += 1
+        buf = join_parts([m.payload for m in messages])
+        handle = hvd.allgather_async(buf, name=name)
+        return _PendingSparse(self._gather, messages, handle, sizes.t().tolist(), size_bytes + buf.numel())
+
