@@ -47,7 +47,9 @@ def plot(paths, out_dir: str, ymin=None, target=None) -> list:
         fig, ax = plt.subplots(figsize=(8, 4.5), dpi=120)
         for i, (label, bits, seconds, acc) in enumerate(runs):
             x = bits if filename == "accuracy_vs_bits.png" else seconds
-            ax.plot(x, acc, marker=MARKERS[i % len(MARKERS)], markersize=3, linewidth=1.2,
+            # A log axis has no place for 0 (evaluations before the first exchange): drop them.
+            points = [(u, v) for u, v in zip(x, acc) if u > 0]
+            ax.plot([u for u, _ in points], [v for _, v in points], marker=MARKERS[i % len(MARKERS)], markersize=3, linewidth=1.2,
                     color=colors[i % len(colors)], label=label)
         ax.set_xscale("log")
         if ymin is not None:
