@@ -76,8 +76,8 @@ class GDSEC(WrappedOptimizer):
         loss = closure() if closure is not None else None
         with self.timer.phase("compress"):
             messages, analytic = self._worker_messages()
-        pending = self.exchange.start(messages, name="gdsec")
-        with self.timer.phase("communicate"):
+        with self.timer.phase("communicate"):  # start() waits for every rank's sizes
+            pending = self.exchange.start(messages, name="gdsec")
             totals = pending.wait()
         with torch.no_grad():
             for (name, param), total in zip(self.named_params, totals):
