@@ -228,7 +228,20 @@ def main(argv=None) -> int:
     if spec.backend == "gloo":
         comm.world.Barrier()
         torch.distributed.destroy_process_group()
+        _leave_without_finalizing()
     return 0
+
+
+def _leave_without_finalizing() -> None:
+    """End MPI and exit 0 without finalizing the interpreter. A Gloo worker thread can still be
+    finishing a future's Python callback when Python finalizes; Python 3.11 then ends that thread
+    with pthread_exit inside C++ code, which aborts the process ("terminate called without an
+    active exception", exit code 134) after the run's files are written."""
+    from mpi4py import MPI
+    sys.stdout.flush()
+    sys.stderr.flush()
+    MPI.Finalize()
+    os._exit(0)
 
 
 if __name__ == "__main__":
