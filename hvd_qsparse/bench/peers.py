@@ -185,7 +185,7 @@ def train(args: argparse.Namespace, comm) -> dict:
     loss_fn = torch.nn.CrossEntropyLoss()
     batches_for = functools.partial(shard_batches, len(train_set), comm.rank(), comm.size(), args.batch_size,
                                     args.seed)
-    recorder = make_recorder(args, comm, peer, model, test_set, len(batches_for(0))) if args.metrics else None
+    recorder = make_recorder(args, comm, peer, model, test_set, len(batches_for(0)))
     start = time.perf_counter()
     for epoch in range(args.epochs):
         for batch in batches_for(epoch):

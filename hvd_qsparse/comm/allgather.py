@@ -15,6 +15,12 @@ from hvd_qsparse.comm.base import Exchange, Message, Pending
 from hvd_qsparse.ops import aligned, join_parts
 
 
+def payload_sizes(messages: Sequence[Message]) -> torch.Tensor:
+    """Each message's size in the joined buffer (bytes, padded), as the size allgather sends it."""
+    return torch.tensor([aligned(m.payload.numel() * m.payload.element_size()) for m in messages],
+                        dtype=torch.int64)
+
+
 class _PendingAllgather(Pending):
     def __init__(self, exchange, messages, buf, handle, size_handle):
         self.exchange, self.messages, self.handle, self.size_handle = exchange, messages, handle, size_handle
@@ -42,9 +48,7 @@ class AllgatherExchange(Exchange):
         buf = join_parts([m.payload for m in messages])
         size_handle = None
         if not self.fixed_size:
-            sizes = torch.tensor([aligned(m.payload.numel() * m.payload.element_size()) for m in messages],
-                                 dtype=torch.int64)
-            size_handle = hvd.allgather_async(sizes, name=f"{name}.sizes")
+            size_handle = hvd.allgather_async(payload_sizes(messages), name=f"{name}.sizes")
         return _PendingAllgather(self, messages, buf, hvd.allgather_async(buf, name=name), size_handle)
 
     def decode(self, gathered: torch.Tensor, messages: Sequence[Message], sizes: List[List[int]]):

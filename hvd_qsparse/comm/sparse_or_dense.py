@@ -18,9 +18,9 @@ from typing import List, Sequence
 import horovod.torch as hvd
 import torch
 
-from hvd_qsparse.comm.allgather import AllgatherExchange
+from hvd_qsparse.comm.allgather import AllgatherExchange, payload_sizes
 from hvd_qsparse.comm.base import Exchange, Message, Pending
-from hvd_qsparse.ops import aligned, as_bytes, join_parts
+from hvd_qsparse.ops import as_bytes, join_parts
 
 #: Dense when the ranks' sparse payloads total more than this many dense fp32 vectors.
 DENSE_FACTOR = 2
@@ -62,9 +62,7 @@ class SparseOrDenseExchange(Exchange):
         self.sparse_steps = 0
 
     def start(self, messages: Sequence[Message], name: str) -> Pending:
-        own = torch.tensor([aligned(m.payload.numel() * m.payload.element_size()) for m in messages],
-                           dtype=torch.int64)
-        sizes = hvd.allgather(own, name=f"{name}.sizes").view(hvd.size(), len(messages))
+        sizes = hvd.allgather(payload_sizes(messages), name=f"{name}.sizes").view(hvd.size(), len(messages))
         size_bytes = 8 * len(messages)
         dense_numel = sum(m.ctx.numel for m in messages)
         if int(sizes.sum()) > DENSE_FACTOR * 4 * dense_numel:
