@@ -21,7 +21,6 @@ server pass without δ̄ (the ablation).
 """
 from typing import List
 
-import horovod.torch as hvd
 import torch
 
 from hvd_qsparse.algorithms.doublesqueeze_state import SERVER_LAYOUTS, DoubleSqueezeState
@@ -29,7 +28,7 @@ from hvd_qsparse.algorithms.registry import register_algorithm
 from hvd_qsparse.comm import Message
 from hvd_qsparse.compression import Compressor, create
 from hvd_qsparse.ops import derive_seed
-from hvd_qsparse.optim import WrappedOptimizer
+from hvd_qsparse.optim import LocalReport, Verdict, WrappedOptimizer, agree, read_grad, write_grad
 
 
 @register_algorithm("doublesqueeze")
@@ -44,65 +43,89 @@ class DoubleSqueeze(WrappedOptimizer):
         server_layout: ``sharded`` or ``ps``.
         server_memory: keep the server memory δ̄ (the algorithm); False for the ablation.
         seed: base seed of the per-(step, shard) seeds.
+        options: Horovod's keywords (``optim.HorovodOptions``); ``op=hvd.Sum`` hands R·v to the
+            optimizer.
     """
 
     def __init__(self, optimizer, named_parameters=None, compressor="sign", ratio=None, levels=None,
-                 server_layout: str = "sharded", server_memory: bool = True, seed: int = 0):
-        super().__init__(optimizer, named_parameters)
+                 server_layout: str = "sharded", server_memory: bool = True, seed: int = 0, options=None):
+        super().__init__(optimizer, named_parameters, options)
+        self.options.refuse("doublesqueeze", groups="it exchanges one flat, sharded gradient per step",
+                            gradient_predivide_factor="its payloads are decoded and averaged in fp32")
         if not isinstance(compressor, Compressor):
             compressor = create(compressor, ratio=ratio, levels=levels)
-        self.dstate = DoubleSqueezeState(compressor, hvd.size(), self.flat_numel(), server_layout,
-                                         server_memory, seed)
-        self.exchange = self.dstate.make_exchange()
+        self._hyperparameters = (compressor, server_layout, server_memory, seed)
+        self.algorithm_state = self._new_algorithm_state()
 
-    def step(self, closure=None):
-        """Both compression passes on this step's gradients, then the wrapped optimizer's step."""
-        loss = closure() if closure is not None else None
+    def _new_algorithm_state(self) -> DoubleSqueezeState:
+        compressor, layout, memory, seed = self._hyperparameters
+        state = DoubleSqueezeState(compressor, self.comm.size, self.flat_numel(), layout, memory, seed)
+        self.exchange = state.make_exchange(self.comm)
+        return state
+
+    @property
+    def dstate(self) -> DoubleSqueezeState:
+        return self.algorithm_state
+
+    def _averages_gradients(self) -> bool:
+        return True
+
+    def _exchanged_names(self):
+        return [(f"shard {j} of the flat gradient", None) for j in range(len(self.dstate.shard_sizes))]
+
+    def _exchange_gradients(self, report: LocalReport, writeback: float) -> Verdict:
+        """Both compression passes on this step's gradients; v becomes the gradient."""
         state, step = self.dstate, self.dstate.step
+        snapshot = state.worker_memory.snapshot()
         with self.timer.phase("compress"):
-            messages = self._worker_pass(self._flat_gradient(), step)
+            messages = self._worker_pass(self._flat_gradient(), step, report)
+        verdict = agree(self.comm, report, f"doublesqueeze.s{step}")
+        if verdict.non_finite:
+            state.worker_memory.restore(snapshot)
+            return verdict
         with self.timer.phase("communicate"):
             result = self.exchange.exchange(messages, name="doublesqueeze")
-        self._write_gradients(result.update)
+        factor = writeback * (self.comm.size if self.options.op == "sum" else 1)
+        self._write_gradients(result.update.mul_(factor))
         state.bits.record(step, 8 * result.sent_bytes, result.analytic_bits, 32 * self.flat_numel())
         state.bits_received += 8 * result.received_bytes
         state.last_messages, state.last_round = messages, result
-        self.optimizer.step()
-        state.step += 1
-        return loss
+        return verdict
 
     def _flat_gradient(self) -> torch.Tensor:
-        return torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).detach().reshape(-1).float()
-                          for _, p in self.named_params])
+        return torch.cat([read_grad(p, 1.0 / self.loss_scale).reshape(-1) for _, p in self.named_params])
 
-    def _worker_pass(self, flat: torch.Tensor, step: int) -> List[Message]:
+    def _worker_pass(self, flat: torch.Tensor, step: int, report: LocalReport) -> List[Message]:
         """v_i = Q(g_i + δ_i) shard by shard; δ_i keeps the rest."""
-        state, rank = self.dstate, hvd.rank()
+        state, rank = self.dstate, self.comm.rank
         messages = []
         for j, shard in enumerate(flat.split(state.shard_sizes)):
             name = f"shard{j}"
-            payload, ctx, _ = state.worker_memory.compress(name, shard, state.compressor,
-                                                           seed=derive_seed(state.seed, step, name), stream=rank,
-                                                           return_decoded=False)
+            payload, ctx, finite = state.worker_memory.compress_finite(
+                name, shard, state.compressor, seed=derive_seed(state.seed, step, name), stream=rank)
+            if not finite:
+                report.mark_bad(j)
             messages.append(Message(payload, ctx))
         return messages
 
     @torch.no_grad()
     def _write_gradients(self, update: torch.Tensor) -> None:
+        sparse = not self.options.sparse_as_dense
         offset = 0
         for _, param in self.named_params:
-            value = update[offset: offset + param.numel()].view_as(param).to(param.dtype)
-            if param.grad is None:
-                param.grad = value.clone()
-            else:
-                param.grad.copy_(value)
+            was_sparse = sparse and param.grad is not None and param.grad.is_sparse
+            write_grad(param, update[offset: offset + param.numel()], was_sparse)
             offset += param.numel()
 
-    # --- state ----------------------------------------------------------------------------
-    @property
-    def algorithm_state(self) -> DoubleSqueezeState:
-        return self.dstate
+    def _check_can_add_params(self) -> None:
+        if self.dstate.step > 0:
+            raise ValueError("doublesqueeze: add_param_group after the first step would change the shard plan "
+                             "that the memories follow; add every group before training")
 
+    def _on_params_added(self, added) -> None:
+        self.algorithm_state = self._new_algorithm_state()
+
+    # --- state ----------------------------------------------------------------------------
     @classmethod
     def add_arguments(cls, group) -> None:
         group.add_argument("--server-layout", default="sharded", choices=list(SERVER_LAYOUTS),

@@ -47,9 +47,9 @@ class DoubleSqueezeState:
         self.last_messages: List[Message] = []
         self.last_round: Optional[ServerRound] = None
 
-    def make_exchange(self):
-        """The exchange of ``server_layout``, sharing this state's server memory."""
-        return SERVER_LAYOUTS[self.server_layout](self.compressor, self.server_memory)
+    def make_exchange(self, comm=None):
+        """The exchange of ``server_layout`` over ``comm``, sharing this state's server memory."""
+        return SERVER_LAYOUTS[self.server_layout](self.compressor, self.server_memory, comm)
 
     def state_dict(self) -> dict:
         return {"step": self.step, "seed": self.seed, "compressor": self.compressor.name,

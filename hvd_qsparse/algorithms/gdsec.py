@@ -40,14 +40,14 @@ step.
 """
 from typing import List, Tuple
 
-import horovod.torch as hvd
 import torch
 
 from hvd_qsparse.algorithms.gdsec_codec import ThresholdSparsifier
 from hvd_qsparse.algorithms.gdsec_state import GdsecState, check_beta, check_xi
 from hvd_qsparse.algorithms.registry import register_algorithm
 from hvd_qsparse.comm import AllgatherExchange, Message, SparseOrDenseExchange
-from hvd_qsparse.optim import WrappedOptimizer
+from hvd_qsparse.compression import NonFiniteInputError
+from hvd_qsparse.optim import LocalReport, Verdict, WrappedOptimizer, read_grad, write_grad
 
 
 @register_algorithm("gdsec")
@@ -63,57 +63,77 @@ class GDSEC(WrappedOptimizer):
             of their sum would move fewer bytes.
     """
 
-    def __init__(self, optimizer, named_parameters=None, beta: float = 1.0, xi: float = 0.0,
-                 always_sparse: bool = False):
-        super().__init__(optimizer, named_parameters)
-        self.gstate = GdsecState(beta, xi)
-        codec = ThresholdSparsifier()
-        self.exchange = (AllgatherExchange(codec, fixed_size=False) if always_sparse
-                         else SparseOrDenseExchange(codec))
+    takes_compressor = False  # it sends its own threshold-sparsified payloads
 
-    def step(self, closure=None):
-        """Transmit this rank's sparsified gradient difference, update ĝ from everyone's, step."""
-        loss = closure() if closure is not None else None
+    def __init__(self, optimizer, named_parameters=None, beta: float = 1.0, xi: float = 0.0,
+                 always_sparse: bool = False, options=None):
+        super().__init__(optimizer, named_parameters, options)
+        self.options.refuse("gdsec", groups="it exchanges every tensor in one fused exchange per step",
+                            gradient_predivide_factor="its payloads are decoded and summed in fp32")
+        self._hyperparameters = (beta, xi)
+        self.algorithm_state = self._new_algorithm_state()
+        codec = ThresholdSparsifier()
+        self.exchange = (AllgatherExchange(codec, fixed_size=False, comm=self.comm) if always_sparse
+                         else SparseOrDenseExchange(codec, self.comm))
+
+    def _new_algorithm_state(self) -> GdsecState:
+        return GdsecState(*self._hyperparameters)
+
+    @property
+    def gstate(self) -> GdsecState:
+        return self.algorithm_state
+
+    def _averages_gradients(self) -> bool:
+        return True
+
+    def _exchange_gradients(self, report: LocalReport, writeback: float) -> Verdict:
+        """Transmit this rank's sparsified gradient difference and make ĝ from everyone's the gradient."""
+        state = self.gstate
+        saved = state.snapshot()
         with self.timer.phase("compress"):
-            messages, analytic = self._worker_messages()
-        with self.timer.phase("communicate"):  # start() waits for every rank's sizes
-            pending = self.exchange.start(messages, name="gdsec")
+            messages, sent, analytic = self._worker_messages(report)
+        with self.timer.phase("communicate"):  # start() waits for every rank's sizes; the flag rides there
+            pending = self.exchange.start(messages, name="gdsec", flag=report.code)
             totals = pending.wait()
+        state.bits.record_control(state.step, 8 * pending.control_bytes)
+        verdict = Verdict.from_flags([pending.flags])
+        if verdict.non_finite:
+            state.restore(saved)
+            return verdict
+        for (name, param), value in zip(self.named_params, sent):
+            state.g_hat_of(name, param).mul_(state.beta).add_(value)
         with torch.no_grad():
             for (name, param), total in zip(self.named_params, totals):
-                view = self.gstate.server_view_of(name, param)
-                view.mul_(self.gstate.beta).add_(total.view_as(view))
-                if param.grad is None:
-                    param.grad = view.to(param.dtype).clone()
-                else:
-                    param.grad.copy_(view)
-        self.optimizer.step()
+                view = state.server_view_of(name, param)
+                view.mul_(state.beta).add_(total.view_as(view))
+                write_grad(param, view * writeback, param.grad is not None and param.grad.is_sparse
+                           and not self.options.sparse_as_dense)
         if pending.dense:
             analytic = 32 * self.flat_numel()
-        self.gstate.bits.record(self.gstate.step, 8 * pending.sent_bytes, analytic, 32 * self.flat_numel())
-        self.gstate.step += 1
-        return loss
+        state.bits.record(state.step, 8 * pending.sent_bytes, analytic, 32 * self.flat_numel())
+        return verdict
 
-    def _worker_messages(self) -> Tuple[List[Message], int]:
-        """Δ̂_m for every tensor (updating e_m and ĝ_m), and their analytic bits."""
-        state, ranks = self.gstate, hvd.size()
-        messages, analytic = [], 0
-        for name, param in self.named_params:
-            grad = param.grad if param.grad is not None else torch.zeros_like(param)
-            g_hat = state.g_hat_of(name, param)
-            value = grad.detach().float() / ranks - state.beta * g_hat
-            codec = ThresholdSparsifier(state.threshold(name, param, ranks))
-            payload, ctx, sent = state.error_feedback.compress(name, value, codec)
-            g_hat.mul_(state.beta).add_(sent.float())
+    def _worker_messages(self, report: LocalReport) -> Tuple[List[Message], List[torch.Tensor], int]:
+        """Δ̂_m for every tensor (updating e_m), what each transmits, and their analytic bits."""
+        state = self.gstate
+        per_rank = self.comm.size if self.options.op == "average" else 1  # ∇f_m = g_m / M
+        messages, sent, analytic = [], [], 0
+        for index, (name, param) in enumerate(self.named_params):
+            grad = read_grad(param, 1.0 / self.loss_scale)
+            value = grad / per_rank - state.beta * state.g_hat_of(name, param)
+            codec = ThresholdSparsifier(state.threshold(name, param, self.comm.size))
+            try:
+                payload, ctx, decoded = state.error_feedback.compress(name, value, codec)
+            except NonFiniteInputError:
+                report.mark_bad(index)
+                decoded = torch.zeros_like(value)
+                payload, ctx = codec.compress(decoded)
             messages.append(Message(payload, ctx))
+            sent.append(decoded.float())
             analytic += codec.analytic_bits_for(codec.count(payload, param.numel()), param.numel())
-        return messages, analytic
+        return messages, sent, analytic
 
     # --- state ----------------------------------------------------------------------------
-    @property
-    def algorithm_state(self) -> GdsecState:
-        return self.gstate
-
     @classmethod
     def add_arguments(cls, group) -> None:
         group.add_argument("--beta", type=float, default=1.0,

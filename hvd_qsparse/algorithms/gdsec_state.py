@@ -83,6 +83,16 @@ class GdsecState:
         self.previous[name] = current.clone()
         return threshold
 
+    def snapshot(self) -> dict:
+        """What a step changes before its exchange (error terms and θ^{k−1}); entries are
+        replaced, not written into, so shallow copies stay exact."""
+        return {"error": self.error_feedback.snapshot(), "previous": dict(self.previous)}
+
+    def restore(self, snapshot: dict) -> None:
+        """Undo a step that every rank skips."""
+        self.error_feedback.restore(snapshot["error"])
+        self.previous = dict(snapshot["previous"])
+
     def state_dict(self) -> dict:
         return {"beta": self.beta, "xi": self.xi, "step": self.step, "g_hat": _copy(self.g_hat),
                 "server_view": _copy(self.server_view), "previous": _copy(self.previous),

@@ -16,26 +16,28 @@ With H = 1 the same rule is run on gradients instead of model changes (error-com
 compressed SGD: u = m + g, the optimizer steps with the mean of the decoded g̃): for plain SGD at
 a constant learning rate the two are the same algorithm, and the gradient form lets the
 exchange start from backward hooks, bucket by bucket, while backward still runs, as Horovod
-does. Warm-up steps average dense gradients with one allreduce per bucket.
+does. Warm-up steps average dense gradients with one allreduce per bucket. ``op=hvd.Sum``
+replaces the 1/R by 1 in either form.
 """
-from typing import List, Optional, Tuple
+from typing import List, Optional
 
-import horovod.torch as hvd
 import torch
 
 from hvd_qsparse.algorithms.qsparse_state import EXCHANGES, QsparseState
 from hvd_qsparse.algorithms.registry import register_algorithm
-from hvd_qsparse.comm import AllgatherExchange, AllreduceExchange, Exchange, Message, Pending
-from hvd_qsparse.compression import Compressor, Context, NoneCompressor, create
+from hvd_qsparse.comm import AllgatherExchange, AllreduceExchange, Exchange, Message
+from hvd_qsparse.compression import Compressor, NoneCompressor, NonFiniteInputError, create
 from hvd_qsparse.ops import derive_seed
-from hvd_qsparse.optim import GradientBuckets, WrappedOptimizer
+from hvd_qsparse.optim import (GradientBuckets, LocalReport, Verdict, WrappedOptimizer, read_grad, sparse_grads,
+                               write_grad)
+from hvd_qsparse.optim.agreement import finish_agreement, start_agreement
 
 
-def make_exchange(kind: str, compressor: Compressor) -> Exchange:
+def make_exchange(kind: str, compressor: Compressor, comm=None, predivide: float = 1.0) -> Exchange:
     """The exchange for ``--exchange kind`` (``auto`` picks allreduce when summable)."""
     if kind == "allreduce" or (kind == "auto" and compressor.summable):
-        return AllreduceExchange(compressor)
-    return AllgatherExchange(compressor)
+        return AllreduceExchange(compressor, comm, predivide)
+    return AllgatherExchange(compressor, comm=comm)
 
 
 @register_algorithm("qsparse")
@@ -50,99 +52,183 @@ class QsparseLocalSGD(WrappedOptimizer):
         local_steps: H. warmup_steps: dense steps first. seed: base seed.
         exchange: ``auto``, ``allgather`` or ``allreduce``.
         bucket_cap_numel: entries per backward-hook bucket (H = 1 and warm-up).
+        options: Horovod's keywords (``optim.HorovodOptions``).
     """
 
     def __init__(self, optimizer, named_parameters=None, compressor="topk", ratio: Optional[float] = None,
                  levels: Optional[int] = None, local_steps: int = 1, warmup_steps: int = 0, seed: int = 0,
-                 exchange: str = "auto", bucket_cap_numel: int = 1 << 22):
-        super().__init__(optimizer, named_parameters)
+                 exchange: str = "auto", bucket_cap_numel: int = 1 << 22, options=None):
+        super().__init__(optimizer, named_parameters, options)
         if not isinstance(compressor, Compressor):
             compressor = create(compressor, ratio=ratio, levels=levels)
-        self.qstate = QsparseState(compressor, local_steps, warmup_steps, seed, exchange)
-        self.exchange = make_exchange(exchange, compressor)
-        self.dense_exchange = AllreduceExchange(NoneCompressor())
-        self._pending: List[Tuple[Pending, list, int]] = []
-        self.buckets = None
-        if local_steps == 1 or warmup_steps > 0:
-            self.buckets = GradientBuckets(self.named_params, self._on_bucket_ready, bucket_cap_numel)
+        self._hyperparameters = (compressor, local_steps, warmup_steps, seed, exchange)
+        self.algorithm_state = self._new_algorithm_state()
+        predivide = self.options.gradient_predivide_factor
+        self.exchange = make_exchange(exchange, compressor, self.comm, predivide)
+        self.dense_exchange = AllreduceExchange(NoneCompressor(), self.comm, predivide)
+        self.bucket_cap_numel = bucket_cap_numel
+        self.buckets: Optional[GradientBuckets] = None
+        self._pending: List[tuple] = []
+        self._hook_report: Optional[LocalReport] = None
+        self._memory_snapshot = None
+        self._compressed_with: Optional[float] = None
+        self._make_buckets()
+
+    def _new_algorithm_state(self) -> QsparseState:
+        return QsparseState(*self._hyperparameters)
+
+    @property
+    def qstate(self) -> QsparseState:
+        """Compressor, H, x̂, this rank's memory, step and bits (RI-SGD's run on the same)."""
+        return self.algorithm_state
+
+    def _make_buckets(self) -> None:
+        if self.buckets is not None:
+            self.buckets.remove()
+            self.buckets = None
+        state = self.qstate
+        if self.comm.included and (state.local_steps == 1 or state.warmup_steps > 0):
+            self.buckets = GradientBuckets(self.named_params, self._on_bucket_ready, self.bucket_cap_numel,
+                                           self.options.backward_passes_per_step,
+                                           self.options.bucket_groups(self.named_params))
+        self._index = {name: i for i, (name, _) in enumerate(self.named_params)}
+
+    def set_backward_passes_per_step(self, passes: int) -> None:
+        super().set_backward_passes_per_step(passes)
+        if self.buckets is not None:
+            self.buckets.passes = passes
 
     # --- gradient averaging (H = 1 and warm-up), driven by backward hooks -----------------
+    def _averages_gradients(self) -> bool:
+        return self.qstate.averages_gradients(self.qstate.step)
+
     def _on_bucket_ready(self, index: int) -> None:
-        step = self.qstate.step
-        if not self.qstate.averages_gradients(step):
+        if not self._averages_gradients():
             return
+        self._ensure_same_model()
+        if self._hook_report is None:
+            self._hook_report = LocalReport()
+            self._memory_snapshot = self.qstate.error_feedback.snapshot()
+            self._compressed_with = self.loss_scale
+        self._pending.append(self._start_bucket(index, self._hook_report))
+
+    def _start_bucket(self, index: int, report: LocalReport) -> tuple:
+        state, step = self.qstate, self.qstate.step
         bucket = self.buckets.buckets[index]
-        grads = [(n, p.grad if p.grad is not None else torch.zeros_like(p)) for n, p in bucket]
-        if self.qstate.is_warmup(step):
-            messages = [Message(g.detach(), Context(g.shape, g.dtype, None)) for _, g in grads]
-            pending = self.dense_exchange.start(messages, name=f"qsparse.dense.b{index}")
+        sparse = sparse_grads(bucket)
+        grads = [(n, read_grad(p, 1.0 / self.loss_scale)) for n, p in bucket]
+        mine = LocalReport()  # this bucket's finding rides in its buffer
+        if state.is_warmup(step):
+            messages = self._dense_messages(grads, mine)
+            pending = self.dense_exchange.start(messages, name=f"qsparse.dense.b{index}", flag=mine.code)
             analytic = 32 * sum(g.numel() for _, g in grads)
         else:
-            messages = self._compress_all(grads, step)
-            pending = self.exchange.start(messages, name=f"qsparse.grad.b{index}")
-            analytic = sum(self.qstate.compressor.analytic_bits(g.numel()) for _, g in grads)
-        self._pending.append((pending, bucket, analytic))
+            messages = self._compress_all(grads, step, mine)
+            pending = self.exchange.start(messages, name=f"qsparse.grad.b{index}", flag=mine.code)
+            analytic = sum(state.compressor.analytic_bits(g.numel()) for _, g in grads)
+        if mine.bad_tensor is not None:
+            report.mark_bad(mine.bad_tensor)
+        return pending, bucket, analytic, sparse
 
-    def synchronize(self) -> None:
-        """Finish this step's gradient exchanges and write the averaged gradients (as Horovod's
-        ``optimizer.synchronize()``)."""
-        if self.buckets is not None:
-            self.buckets.flush()
-        size = hvd.size()
-        for pending, bucket, analytic in self._pending:
+    def _compressed_scale(self) -> Optional[float]:
+        return self._compressed_with
+
+    def _exchange_gradients(self, report: LocalReport, writeback: float) -> Verdict:
+        if self._hook_report is None:  # no bucket fired yet (no backward, or no hooks' parameters)
+            self._hook_report = LocalReport()
+            self._memory_snapshot = self.qstate.error_feedback.snapshot()
+        self.buckets.flush()
+        report.bad_tensor = self._hook_report.bad_tensor
+        # Under a GradScaler the overflow flag and the scale are known only now: one more small
+        # allreduce. Otherwise the flags that rode in the buckets decide.
+        agreement = start_agreement(self.comm, report, f"qsparse.s{self.qstate.step}") if report.amp else None
+        results = self._wait_all()
+        verdict = (finish_agreement(self.comm, agreement) if agreement is not None
+                   else Verdict.from_flags([flags for *_, flags in results]))
+        if verdict.non_finite or verdict.redo:
+            self.qstate.error_feedback.restore(self._memory_snapshot)
+        if verdict.non_finite:
+            return verdict
+        if verdict.redo:  # hooks compressed with a stale loss scale: again with GradScaler's
+            self._pending = [self._start_bucket(i, LocalReport()) for i in range(len(self.buckets.buckets))]
+            results = self._wait_all()
+        factor = self.options.reduce_scale(self.comm.size) * writeback
+        with torch.no_grad():
+            for totals, bucket, sparse, _ in results:
+                for (name, param), total in zip(bucket, totals):
+                    write_grad(param, total.mul_(factor), sparse[name] and not self.options.sparse_as_dense)
+        return verdict
+
+    def _wait_all(self) -> list:
+        results = []
+        for pending, bucket, analytic, sparse in self._pending:
             with self.timer.phase("communicate"):
                 totals = pending.wait()
-            for (_, param), total in zip(bucket, totals):
-                mean = total.view_as(param).div_(size).to(param.dtype)
-                if param.grad is None:
-                    param.grad = mean
-                else:
-                    param.grad.copy_(mean)
             self._count(pending.sent_bytes, analytic, sum(p.numel() for _, p in bucket))
+            self.bits.record_control(self.qstate.step, 8 * pending.control_bytes)
+            results.append((totals, bucket, sparse, pending.flags))
         self._pending = []
+        return results
 
-    # --- the step -------------------------------------------------------------------------
-    def step(self, closure=None):
-        """A local step; on averaging steps after the exchange, on sync steps before it."""
-        loss = closure() if closure is not None else None
-        step = self.qstate.step
-        if self.qstate.averages_gradients(step):
-            self.synchronize()
-            self.optimizer.step()
-        else:
-            if step == self.qstate.warmup_steps or not self.qstate.x_hat:
-                self._reset_x_hat()
-            self.optimizer.step()
-            if self.qstate.syncs_model_after(step):
-                self._sync_models(step)
-        self.qstate.step += 1
+    def _on_step_end(self) -> None:
+        self._pending, self._hook_report, self._memory_snapshot, self._compressed_with = [], None, None, None
         if self.buckets is not None:
             self.buckets.reset()
-        return loss
+
+    # --- local steps and model averaging --------------------------------------------------
+    def _before_local_step(self) -> None:
+        if self.qstate.step == self.qstate.warmup_steps or not self.qstate.x_hat:
+            self._reset_x_hat()
+
+    def _after_local_step(self) -> None:
+        if self.qstate.syncs_model_after(self.qstate.step):
+            self._sync_models(self.qstate.step)
 
     def _sync_models(self, step: int) -> None:
-        x_hat = self.qstate.x_hat
+        self._ensure_same_model()
+        state = self.qstate
+        x_hat = state.x_hat
         changes = [(n, x_hat[n] - p.detach().float()) for n, p in self.named_params]
-        pending = self.exchange.start(self._compress_all(changes, step), name="qsparse.sync")
-        size = hvd.size()
+        report, snapshot = LocalReport(), state.error_feedback.snapshot()
+        messages = self._compress_all(changes, step, report)
+        pending = self.exchange.start(messages, name="qsparse.sync", flag=report.code)
         with self.timer.phase("communicate"):
             totals = pending.wait()
+        verdict = Verdict.from_flags([pending.flags])
+        self.bits.record_control(step, 8 * pending.control_bytes)
+        if verdict.non_finite:
+            state.error_feedback.restore(snapshot)
+            raise verdict.error([n for n, _ in self.named_params], "the model change")
+        factor = self.options.reduce_scale(self.comm.size)
         with torch.no_grad():
             for (name, param), total in zip(self.named_params, totals):
-                x_hat[name].sub_(total.view_as(param).div_(size))
+                x_hat[name].sub_(total.view_as(param).mul_(factor))
                 param.copy_(x_hat[name])
-        analytic = sum(self.qstate.compressor.analytic_bits(p.numel()) for _, p in self.named_params)
+        analytic = sum(state.compressor.analytic_bits(p.numel()) for _, p in self.named_params)
         self._count(pending.sent_bytes, analytic, self.flat_numel())
 
-    def _compress_all(self, named_values, step: int) -> List[Message]:
-        state, rank = self.qstate, hvd.rank()
+    # --- compression ------------------------------------------------------------------------
+    def _compress_all(self, named_values, step: int, report: LocalReport) -> List[Message]:
+        state, rank = self.qstate, self.comm.rank
         messages = []
         with self.timer.phase("compress"):
             for name, value in named_values:
-                payload, ctx, _ = state.error_feedback.compress(
-                    name, value, state.compressor, seed=derive_seed(state.seed, step, name), stream=rank,
-                    return_decoded=False)
+                payload, ctx, finite = state.error_feedback.compress_finite(
+                    name, value, state.compressor, seed=derive_seed(state.seed, step, name), stream=rank)
+                if not finite:
+                    report.mark_bad(self._index[name])
                 messages.append(Message(payload, ctx))
+        return messages
+
+    def _dense_messages(self, named_values, report: LocalReport) -> List[Message]:
+        dense, messages = self.dense_exchange.compressor, []
+        for name, value in named_values:
+            try:
+                payload, ctx = dense.compress(value)
+            except NonFiniteInputError:
+                report.mark_bad(self._index[name])
+                payload, ctx = dense.compress(torch.zeros_like(value))
+            messages.append(Message(payload, ctx))
         return messages
 
     def _reset_x_hat(self) -> None:
@@ -150,6 +236,11 @@ class QsparseLocalSGD(WrappedOptimizer):
 
     def _count(self, sent_bytes: int, analytic: int, numel: int) -> None:
         self.qstate.bits.record(self.qstate.step, 8 * sent_bytes, analytic, 32 * numel)
+
+    def _on_params_added(self, added) -> None:
+        self._make_buckets()
+        if self.qstate.x_hat:
+            self.qstate.x_hat.update({n: p.detach().float().clone() for n, p in added})
 
     @torch.no_grad()
     def load_synchronized_model(self) -> None:
@@ -160,11 +251,7 @@ class QsparseLocalSGD(WrappedOptimizer):
             if name in self.qstate.x_hat:
                 param.copy_(self.qstate.x_hat[name])
 
-    # --- state ----------------------------------------------------------------------------
-    @property
-    def algorithm_state(self) -> QsparseState:
-        return self.qstate
-
+    # --- the training job's flags ---------------------------------------------------------
     @classmethod
     def add_arguments(cls, group) -> None:
         group.add_argument("--exchange", default="auto", choices=EXCHANGES,

@@ -39,7 +39,8 @@ from hvd_qsparse.comm import FlatLayout, ProgressThread, Window
 from hvd_qsparse.comm.window import load_mpi
 from hvd_qsparse.compression import Compressor, NoneCompressor, SparseCompressor, create
 from hvd_qsparse.ops import derive_seed
-from hvd_qsparse.optim import WrappedOptimizer
+from hvd_qsparse.optim import AmpInputs, WrappedOptimizer
+from hvd_qsparse.optim.grads import unscale_grads_
 
 STEPS_COUNTER = 0  # window counter: local steps pushed by all ranks
 
@@ -76,12 +77,16 @@ class QsparseAsyncLocalSGD(WrappedOptimizer):
 
     def __init__(self, optimizer, named_parameters=None, compressor="topk", ratio: Optional[float] = None,
                  levels: Optional[int] = None, local_steps: int = 4, warmup_steps: int = 0, seed: int = 0,
-                 host_rank: int = 0, progress: str = "thread", step_budget: Optional[int] = None):
-        super().__init__(optimizer, named_parameters)
+                 host_rank: int = 0, progress: str = "thread", step_budget: Optional[int] = None, options=None):
+        super().__init__(optimizer, named_parameters, options)
+        self.options.refuse("qsparse-async", process_set="its window spans MPI's world; run it on all ranks",
+                            groups="it has no backward-hook exchanges to group",
+                            gradient_predivide_factor="its pushes are one-sided accumulates, not allreduces")
         if not isinstance(compressor, Compressor):
             compressor = create(compressor, ratio=ratio, levels=levels)
-        self.qstate = QsparseAsyncState(compressor, hvd.rank(), local_steps, warmup_steps, seed, host_rank,
-                                        progress, step_budget)
+        self._hyperparameters = (compressor, hvd.rank(), local_steps, warmup_steps, seed, host_rank, progress,
+                                 step_budget)
+        self.algorithm_state = self._new_algorithm_state()
         _check_horovod_on_mpi()
         self.layout = FlatLayout.of(self.named_params)
         self.window = Window(self.layout, host_rank, counters=1)
@@ -89,6 +94,21 @@ class QsparseAsyncLocalSGD(WrappedOptimizer):
         self.x_hat_flat = torch.zeros(self.layout.numel)
         self.progress: Optional[ProgressThread] = None
         self.started = self.finished = self.resumed = False
+
+    def _new_algorithm_state(self) -> QsparseAsyncState:
+        return QsparseAsyncState(*self._hyperparameters)
+
+    @property
+    def qstate(self) -> QsparseAsyncState:
+        return self.algorithm_state
+
+    def _averages_gradients(self) -> bool:
+        return False
+
+    def _reset_algorithm_state(self) -> None:
+        if self.started:
+            raise RuntimeError("qsparse-async: load_state_dict must come before the first step")
+        super()._reset_algorithm_state()
 
     # --- start ------------------------------------------------------------------------------
     def broadcast_state(self, root_rank: int = 0) -> None:
@@ -139,11 +159,21 @@ class QsparseAsyncLocalSGD(WrappedOptimizer):
 
     # --- the step ---------------------------------------------------------------------------
     def step(self, closure=None):
-        """A local step; at this rank's sync steps, push the compressed change and fetch x̂."""
+        """A local step; at this rank's sync steps, push the compressed change and fetch x̂.
+
+        No rank waits for another here, so a GradScaler overflow skips the step on this rank
+        only (the others' schedules are their own)."""
         if self.finished:
             raise RuntimeError("qsparse-async: finish() has freed the window; build a new optimizer to train on")
-        loss = closure() if closure is not None else None
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        amp = AmpInputs.of(self)
         self.start()
+        if amp.overflow:
+            return loss
+        unscale_grads_(self.named_params, amp.inv_scale)
         self.optimizer.step()
         self.qstate.step += 1
         if self.qstate.syncs_now():
@@ -217,10 +247,6 @@ class QsparseAsyncLocalSGD(WrappedOptimizer):
         self.finish()
 
     # --- state --------------------------------------------------------------------------------
-    @property
-    def algorithm_state(self) -> QsparseAsyncState:
-        return self.qstate
-
     @classmethod
     def add_arguments(cls, group) -> None:
         group.add_argument("--window-host-rank", type=int, default=0, help="rank whose memory holds x̂ (the window)")

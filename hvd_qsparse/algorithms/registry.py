@@ -31,14 +31,58 @@ def algorithm_class(name: str) -> type:
     return ALGORITHMS[name]
 
 
-def DistributedOptimizer(optimizer, named_parameters=None, algorithm: str = "qsparse", **kwargs):  # noqa: N802
-    """Wrap ``optimizer`` for communication-efficient data-parallel training.
-
-    Named like Horovod's ``hvd.DistributedOptimizer``, which it replaces. ``kwargs`` go to the
-    algorithm (for ``qsparse``: ``compressor``, ``ratio``, ``levels``, ``local_steps``,
-    ``warmup_steps``, ``seed``, ``exchange``).
+def compressor_from_compression(compression):
+    """The ``compressor`` for Horovod's ``compression`` keyword: ``hvd.Compression.none``/``.fp16``,
+    a registered compressor name, or an hvd_qsparse ``Compressor``.
 
     Raises:
-        ValueError: an unknown algorithm (the message lists the accepted ones) or bad arguments.
+        ValueError: anything else, naming the keyword and what it accepts.
     """
-    return algorithm_class(algorithm)(optimizer, named_parameters=named_parameters, **kwargs)
+    from hvd_qsparse.comm import is_horovod_compression
+    from hvd_qsparse.compression import Compressor
+    name = is_horovod_compression(compression)
+    if name is not None:
+        return name
+    if isinstance(compression, (str, Compressor)):
+        return compression
+    raise ValueError(f"compression must be hvd.Compression.none, hvd.Compression.fp16, a compressor name "
+                     f"(python -m hvd_qsparse.cli list) or an hvd_qsparse compressor, got {compression!r}")
+
+
+def DistributedOptimizer(optimizer, named_parameters=None, compression=None,  # noqa: N802
+                         backward_passes_per_step: int = 1, op="average", gradient_predivide_factor: float = 1.0,
+                         num_groups: int = 0, groups=None, sparse_as_dense: bool = False, process_set=None,
+                         *, algorithm: str = "qsparse", **options):
+    """Wrap ``optimizer`` for communication-efficient data-parallel training.
+
+    A drop-in for Horovod's ``hvd.DistributedOptimizer``, with its signature and meanings
+    (``optim.options`` says what each keyword does here). ``compression`` takes Horovod's
+    ``hvd.Compression.none``/``.fp16``, a compressor name or instance (the same as ``compressor=``;
+    give one of the two). ``options`` go to the algorithm (for ``qsparse``: ``compressor``,
+    ``ratio``, ``levels``, ``local_steps``, ``warmup_steps``, ``seed``, ``exchange``).
+
+    Raises:
+        ValueError: an unknown algorithm (the message lists the accepted ones), a keyword that
+            means nothing for the algorithm (naming both and what to use instead), or bad values.
+    """
+    from hvd_qsparse.optim import HorovodOptions
+    cls = algorithm_class(algorithm)
+    hvd_options = HorovodOptions.from_horovod(
+        num_groups=num_groups, groups=groups, backward_passes_per_step=backward_passes_per_step, op=op,
+        gradient_predivide_factor=gradient_predivide_factor, sparse_as_dense=sparse_as_dense,
+        process_set=process_set)
+    if hvd_options.op == "adasum":
+        raise ValueError(f"op=hvd.Adasum does not apply to algorithm {algorithm!r}: Adasum combines "
+                         "full-precision gradients pairwise, not compressed payloads; use op=hvd.Average or "
+                         "hvd.Sum here, or stock hvd.DistributedOptimizer(op=hvd.Adasum)")
+    if compression is not None:
+        compressor = compressor_from_compression(compression)
+        if "compressor" in options and options["compressor"] != compressor:
+            raise ValueError(f"give compression= or compressor=, not both (got {compression!r} and "
+                             f"{options['compressor']!r})")
+        if getattr(cls, "takes_compressor", True):
+            options["compressor"] = compressor
+        elif compressor != "none":
+            raise ValueError(f"compression={compression!r} does not apply to algorithm {algorithm!r}: it sends "
+                             "its own payloads; leave compression at hvd.Compression.none")
+    return cls(optimizer, named_parameters=named_parameters, options=hvd_options, **options)

@@ -21,7 +21,6 @@ committing at the end of every ``commit_every``-th round, when all replicas agre
 """
 from typing import List, Optional
 
-import horovod.torch as hvd
 import torch
 
 from hvd_qsparse.algorithms.qsparse import QsparseLocalSGD
@@ -51,11 +50,24 @@ class RISGD(QsparseLocalSGD):
     def __init__(self, optimizer, named_parameters=None, compressor="none", ratio: Optional[float] = None,
                  levels: Optional[int] = None, local_steps: int = 4, redundancy: int = 1,
                  num_chunks: Optional[int] = None, non_iid: bool = False, commit_every: int = 1,
-                 warmup_steps: int = 0, seed: int = 0, exchange: str = "auto", bucket_cap_numel: int = 1 << 22):
+                 warmup_steps: int = 0, seed: int = 0, exchange: str = "auto", bucket_cap_numel: int = 1 << 22,
+                 options=None):
+        self._placement = (redundancy, num_chunks, non_iid, commit_every)
         super().__init__(optimizer, named_parameters, compressor=compressor, ratio=ratio, levels=levels,
                          local_steps=local_steps, warmup_steps=warmup_steps, seed=seed, exchange=exchange,
-                         bucket_cap_numel=bucket_cap_numel)
-        self.rstate = RiSGDState(self.qstate, redundancy, num_chunks, non_iid, commit_every)
+                         bucket_cap_numel=bucket_cap_numel, options=options)
+
+    def _new_algorithm_state(self) -> RiSGDState:
+        return RiSGDState(super()._new_algorithm_state(), *self._placement)
+
+    @property
+    def qstate(self):
+        """The local SGD's state (τ, x̂, memory, step, bits) inside RI-SGD's."""
+        return self.algorithm_state.local_sgd
+
+    @property
+    def rstate(self) -> RiSGDState:
+        return self.algorithm_state
 
     # --- the data placement ---------------------------------------------------------------
     def make_sampler(self, labels: torch.Tensor, batch_size: int) -> RedundantSampler:
@@ -66,13 +78,14 @@ class RISGD(QsparseLocalSGD):
         Raises:
             ValueError: q > p, more workers than chunks, or a bad batch size (named in the message).
         """
-        num_chunks = self.rstate.num_chunks or hvd.size()
-        if hvd.size() > num_chunks:
-            raise ValueError(f"num_chunks (--chunks) must be at least the number of workers, {hvd.size()}; "
+        size = self.comm.size
+        num_chunks = self.rstate.num_chunks or size
+        if size > num_chunks:
+            raise ValueError(f"num_chunks (--chunks) must be at least the number of workers, {size}; "
                              f"got {num_chunks}")
-        sampler = RedundantSampler(len(labels), batch_size, num_chunks, self.rstate.redundancy, slot=hvd.rank(),
+        sampler = RedundantSampler(len(labels), batch_size, num_chunks, self.rstate.redundancy, slot=self.comm.rank,
                                    seed=self.qstate.seed, labels=labels if self.rstate.non_iid else None)
-        sampler.set_workers(list(range(hvd.size())))
+        sampler.set_workers(list(range(size)))
         return sampler
 
     # --- elastic hooks --------------------------------------------------------------------
@@ -117,7 +130,3 @@ class RISGD(QsparseLocalSGD):
         check_hyperparameters(args.redundancy, args.chunks, args.non_iid, args.commit_every)
         return options
 
-    # --- state ----------------------------------------------------------------------------
-    @property
-    def algorithm_state(self) -> RiSGDState:
-        return self.rstate

@@ -45,6 +45,10 @@ class RiSGDState:
         """Steps taken so far (the local SGD's counter)."""
         return self.local_sgd.step
 
+    @step.setter
+    def step(self, value: int) -> None:
+        self.local_sgd.step = value
+
     @property
     def bits(self):
         """This rank's ``BitCounter`` (the local SGD's: RI-SGD's rounds are its rounds)."""

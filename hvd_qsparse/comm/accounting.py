@@ -17,6 +17,7 @@ class StepBits:
     sent: int       # bits of the real buffers
     analytic: int   # ALGORITHMS.md's figure for the same payloads
     dense: int      # 32·d: what an uncompressed fp32 allreduce would have sent
+    control: int = 0  # bits of the small agreement flags (``optim.agreement``), apart from payloads
 
 
 @dataclass
@@ -26,6 +27,7 @@ class BitCounter:
     history: List[StepBits] = field(default_factory=list)
     total_sent: int = 0
     total_analytic: int = 0
+    total_control: int = 0
 
     def record(self, step: int, sent: int, analytic: int, dense: int) -> None:
         """Add a communicating step (several calls for one step are merged)."""
@@ -39,15 +41,24 @@ class BitCounter:
         self.total_sent += sent
         self.total_analytic += analytic
 
+    def record_control(self, step: int, bits: int) -> None:
+        """Add the agreement flags' bits of ``step`` (kept apart from the payloads' ``sent``)."""
+        if self.history and self.history[-1].step == step:
+            self.history[-1].control += bits
+        else:
+            self.history.append(StepBits(step, 0, 0, 0, bits))
+        self.total_control += bits
+
     def bits_at(self, step: int) -> int:
         """Bits sent at ``step`` (0 for a step without communication)."""
         return sum(s.sent for s in self.history if s.step == step)
 
     def state_dict(self) -> dict:
-        return {"history": [vars(s).copy() for s in self.history],
-                "total_sent": self.total_sent, "total_analytic": self.total_analytic}
+        return {"history": [vars(s).copy() for s in self.history], "total_sent": self.total_sent,
+                "total_analytic": self.total_analytic, "total_control": self.total_control}
 
     def load_state_dict(self, state: dict) -> None:
         self.history = [StepBits(**s) for s in state["history"]]
         self.total_sent = state["total_sent"]
         self.total_analytic = state["total_analytic"]
+        self.total_control = state.get("total_control", 0)

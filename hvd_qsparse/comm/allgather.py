@@ -6,55 +6,75 @@ pays one collective, not one per tensor. When every payload's size follows from 
 data-dependent sizes (``fixed_size=False``) a small allgather of the per-message sizes comes
 first, and its bytes are counted too.
 """
-from typing import List, Sequence
+from typing import List, Optional, Sequence
 
-import horovod.torch as hvd
 import torch
 
 from hvd_qsparse.comm.base import Exchange, Message, Pending
 from hvd_qsparse.ops import aligned, join_parts
 
 
-def payload_sizes(messages: Sequence[Message]) -> torch.Tensor:
-    """Each message's size in the joined buffer (bytes, padded), as the size allgather sends it."""
-    return torch.tensor([aligned(m.payload.numel() * m.payload.element_size()) for m in messages],
-                        dtype=torch.int64)
+def payload_sizes(messages: Sequence[Message], flag: Optional[int] = None) -> torch.Tensor:
+    """Each message's size in the joined buffer (bytes, padded), as the size allgather sends it,
+    then ``flag`` when one rides along."""
+    sizes = [aligned(m.payload.numel() * m.payload.element_size()) for m in messages]
+    return torch.tensor(sizes + ([] if flag is None else [flag]), dtype=torch.int64)
+
+
+FLAG_BYTES = 4  # an int32 flag, aligned, at the end of a rank's buffer when one rides along
 
 
 class _PendingAllgather(Pending):
-    def __init__(self, exchange, messages, buf, handle, size_handle):
+    def __init__(self, exchange, messages, buf, handle, size_handle, flagged):
         self.exchange, self.messages, self.handle, self.size_handle = exchange, messages, handle, size_handle
-        self.sent_bytes = buf.numel() + (8 * len(messages) if size_handle is not None else 0)
+        self.flagged = flagged  # in the buffer's tail (fixed sizes) or the sizes' (variable sizes)
+        self.control_bytes = (FLAG_BYTES if size_handle is None else 8) if flagged else 0
+        sizes = 8 * len(messages) if size_handle is not None else 0
+        self.sent_bytes = buf.numel() + sizes - (self.control_bytes if size_handle is None else 0)
 
     def wait(self) -> List[torch.Tensor]:
-        gathered = hvd.synchronize(self.handle)
+        comm = self.exchange.comm
+        gathered = comm.synchronize(self.handle)
         if self.size_handle is None:
-            per_message = [[self.exchange.compressor.payload_nbytes(m.ctx.numel)] * hvd.size()
+            per_message = [[self.exchange.compressor.payload_nbytes(m.ctx.numel)] * comm.size
                            for m in self.messages]
         else:
-            sizes = hvd.synchronize(self.size_handle).view(hvd.size(), len(self.messages))
-            per_message = sizes.t().tolist()
-        return self.exchange.decode(gathered, self.messages, per_message)
+            sizes = comm.synchronize(self.size_handle).view(comm.size, -1)
+            if self.flagged:
+                self.flags, sizes = sizes[:, -1].tolist(), sizes[:, :-1]
+            return self.exchange.decode(gathered, self.messages, sizes.t().tolist())
+        if not self.flagged:
+            return self.exchange.decode(gathered, self.messages, per_message)
+        ends = torch.tensor(per_message, dtype=torch.int64).reshape(len(self.messages), comm.size).sum(0)
+        starts = torch.cumsum(ends + FLAG_BYTES, 0) - ends - FLAG_BYTES
+        self.flags = [int(gathered[s + e: s + e + FLAG_BYTES].view(torch.int32)) for s, e in
+                      zip(starts.tolist(), ends.tolist())]
+        return self.exchange.decode(gathered, self.messages, per_message, extra=FLAG_BYTES)
 
 
 class AllgatherExchange(Exchange):
     """Every rank receives every rank's payloads and decodes them all (sum over ranks)."""
 
-    def __init__(self, compressor, fixed_size: bool = True):
-        super().__init__(compressor)
+    def __init__(self, compressor, fixed_size: bool = True, comm=None):
+        super().__init__(compressor, comm)
         self.fixed_size = fixed_size
 
-    def start(self, messages: Sequence[Message], name: str) -> Pending:
-        buf = join_parts([m.payload for m in messages])
+    def start(self, messages: Sequence[Message], name: str, flag: Optional[int] = None) -> Pending:
+        parts = [m.payload for m in messages]
         size_handle = None
         if not self.fixed_size:
-            size_handle = hvd.allgather_async(payload_sizes(messages), name=f"{name}.sizes")
-        return _PendingAllgather(self, messages, buf, hvd.allgather_async(buf, name=name), size_handle)
+            size_handle = self.comm.allgather_async(payload_sizes(messages, flag), name=f"{name}.sizes")
+        elif flag is not None:
+            parts.append(torch.tensor([flag], dtype=torch.int32, device=parts[0].device if parts else "cpu"))
+        buf = join_parts(parts)
+        return _PendingAllgather(self, messages, buf, self.comm.allgather_async(buf, name=name), size_handle,
+                                 flag is not None)
 
-    def decode(self, gathered: torch.Tensor, messages: Sequence[Message], sizes: List[List[int]]):
-        """Split the gathered buffer (rank-major) and decode each tensor over all ranks."""
+    def decode(self, gathered: torch.Tensor, messages: Sequence[Message], sizes: List[List[int]], extra: int = 0):
+        """Split the gathered buffer (rank-major, ``extra`` bytes after each rank's payloads)
+        and decode each tensor over all ranks."""
         ranks = len(sizes[0]) if sizes else 0
-        rank_totals = [sum(sizes[i][r] for i in range(len(messages))) for r in range(ranks)]
+        rank_totals = [sum(sizes[i][r] for i in range(len(messages))) + extra for r in range(ranks)]
         rank_starts = [sum(rank_totals[:r]) for r in range(ranks)]
         results, within = [], [0] * ranks
         for i, message in enumerate(messages):

@@ -7,11 +7,17 @@ decodes the same bytes in the same order, so every rank gets bit-identical resul
 """
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import List, Sequence
+from typing import List, Optional, Sequence
 
 import torch
 
 from hvd_qsparse.compression import Compressor, Context
+
+
+def global_communicator():
+    """The communicator over every rank (imported here so that this module needs no Horovod)."""
+    from hvd_qsparse.comm.communicator import HorovodCommunicator
+    return HorovodCommunicator()
 
 
 @dataclass
@@ -29,6 +35,10 @@ class Pending(ABC):
     sent_bytes: int = 0
     #: True when the payloads travelled as a dense sum instead (``SparseOrDenseExchange``)
     dense: bool = False
+    #: after ``wait``: every rank's flag (``start(flag=...)``), in rank order, or None
+    flags: Optional[List[int]] = None
+    #: bytes of the flag riding in this rank's buffer (not in ``sent_bytes``)
+    control_bytes: int = 0
 
     @abstractmethod
     def wait(self) -> List[torch.Tensor]:
@@ -38,12 +48,20 @@ class Pending(ABC):
 class Exchange(ABC):
     """A collective over compressed payloads."""
 
-    def __init__(self, compressor: Compressor):
+    def __init__(self, compressor: Compressor, comm=None):
         self.compressor = compressor
+        #: the ranks and collectives (``HorovodCommunicator``; the global one by default)
+        self.comm = comm if comm is not None else global_communicator()
 
     @abstractmethod
-    def start(self, messages: Sequence[Message], name: str) -> Pending:
-        """Begin exchanging ``messages`` (same tensors, same order on every rank)."""
+    def start(self, messages: Sequence[Message], name: str, flag: Optional[int] = None) -> Pending:
+        """Begin exchanging ``messages`` (same tensors, same order on every rank).
+
+        Args:
+            flag: a small non-negative int that rides in this rank's buffer (every rank passes
+                one or none); after ``wait`` the pending's ``flags`` hold every rank's, so the
+                ranks agree on something (``optim.agreement``) without another collective.
+        """
 
     def exchange(self, messages: Sequence[Message], name: str) -> List[torch.Tensor]:
         """``start`` then ``wait``."""

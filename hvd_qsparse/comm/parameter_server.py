@@ -9,7 +9,6 @@ result.
 """
 from typing import Sequence
 
-import horovod.torch as hvd
 import torch
 
 from hvd_qsparse.comm.base import Message
@@ -23,11 +22,11 @@ class ParameterServerExchange(TwoPassExchange):
     """Gather to rank 0, serve every shard there, broadcast the replies."""
 
     def exchange(self, messages: Sequence[Message], name: str) -> ServerRound:
-        rank, size = hvd.rank(), hvd.size()
+        rank, size = self.comm.rank, self.comm.size
         sizes = self.payload_sizes(messages)
         send = join_parts([m.payload for m in messages])
         splits = torch.tensor([send.numel() if r == ROOT else 0 for r in range(size)], dtype=torch.int32)
-        received, _ = hvd.alltoall(send, splits=splits, name=f"{name}.workers")
+        received, _ = self.comm.alltoall(send, splits=splits, name=f"{name}.workers")
         result = ServerRound(update=torch.empty(0), sent_bytes=send.numel(),
                              analytic_bits=self.worker_analytic_bits(messages))
         if rank == ROOT:
@@ -38,7 +37,7 @@ class ParameterServerExchange(TwoPassExchange):
         else:
             reply_buf = torch.zeros(sum(sizes), dtype=torch.uint8, device=send.device)
             result.received_bytes = reply_buf.numel()
-        reply_buf = hvd.broadcast(reply_buf, root_rank=ROOT, name=f"{name}.server")
+        reply_buf = self.comm.broadcast(reply_buf, root_rank=ROOT, name=f"{name}.server")
         result.update = self.decode_replies(reply_buf, messages)
         return result
 

@@ -9,7 +9,6 @@ in R, where an allgather of every rank's whole payload brings (R − 1)·|Q(d)| 
 """
 from typing import Sequence
 
-import horovod.torch as hvd
 import torch
 
 from hvd_qsparse.comm.base import Message
@@ -21,17 +20,17 @@ class ShardedServerExchange(TwoPassExchange):
     """DoubleSqueeze's scalable layout: alltoall to the shard servers, allgather of the replies."""
 
     def exchange(self, messages: Sequence[Message], name: str) -> ServerRound:
-        rank, size = hvd.rank(), hvd.size()
+        rank, size = self.comm.rank, self.comm.size
         if len(messages) != size:
             raise ValueError(f"sharded server: expected one message per rank ({size}), got {len(messages)}")
         sizes = self.payload_sizes(messages)
         send = join_parts([m.payload for m in messages])
-        received, _ = hvd.alltoall(send, splits=torch.tensor(sizes, dtype=torch.int32), name=f"{name}.workers")
+        received, _ = self.comm.alltoall(send, splits=torch.tensor(sizes, dtype=torch.int32), name=f"{name}.workers")
         mine = sizes[rank]
         payloads = [received[r * mine:(r + 1) * mine] for r in range(size)]
         reply, mean, decoded = self.serve(rank, payloads, messages[rank].ctx)
         reply_buf = join_parts([reply])
-        gathered = hvd.allgather(reply_buf, name=f"{name}.server")
+        gathered = self.comm.allgather(reply_buf, name=f"{name}.server")
         return ServerRound(
             update=self.decode_replies(gathered, messages), means={rank: mean}, replies={rank: decoded},
             sent_bytes=send.numel() + reply_buf.numel(),

@@ -15,7 +15,6 @@ from the same numbers. Either path returns, on every rank, bit-identical sums.
 """
 from typing import List, Sequence
 
-import horovod.torch as hvd
 import torch
 
 from hvd_qsparse.comm.allgather import AllgatherExchange, payload_sizes
@@ -29,11 +28,11 @@ DENSE_FACTOR = 2
 class _PendingDense(Pending):
     dense = True
 
-    def __init__(self, messages, handle, sent_bytes):
-        self.messages, self.handle, self.sent_bytes = messages, handle, sent_bytes
+    def __init__(self, comm, messages, handle, sent_bytes):
+        self.comm, self.messages, self.handle, self.sent_bytes = comm, messages, handle, sent_bytes
 
     def wait(self) -> List[torch.Tensor]:
-        summed = hvd.synchronize(self.handle)
+        summed = self.comm.synchronize(self.handle)
         return list(summed.split([m.ctx.numel for m in self.messages]))
 
 
@@ -43,7 +42,7 @@ class _PendingSparse(Pending):
         self.sent_bytes = sent_bytes
 
     def wait(self) -> List[torch.Tensor]:
-        return self.exchange.decode(hvd.synchronize(self.handle), self.messages, self.sizes)
+        return self.exchange.decode(self.exchange.comm.synchronize(self.handle), self.messages, self.sizes)
 
 
 class SparseOrDenseExchange(Exchange):
@@ -55,24 +54,32 @@ class SparseOrDenseExchange(Exchange):
         sparse_steps: exchanges that went sparse so far.
     """
 
-    def __init__(self, compressor):
-        super().__init__(compressor)
-        self._gather = AllgatherExchange(compressor, fixed_size=False)
+    def __init__(self, compressor, comm=None):
+        super().__init__(compressor, comm)
+        self._gather = AllgatherExchange(compressor, fixed_size=False, comm=self.comm)
         self.dense_steps = 0
         self.sparse_steps = 0
 
-    def start(self, messages: Sequence[Message], name: str) -> Pending:
-        sizes = hvd.allgather(payload_sizes(messages), name=f"{name}.sizes").view(hvd.size(), len(messages))
+    def start(self, messages: Sequence[Message], name: str, flag=None) -> Pending:
+        sizes = self.comm.allgather(payload_sizes(messages, flag), name=f"{name}.sizes").view(self.comm.size, -1)
+        flags = None
+        if flag is not None:  # the flag rides with the sizes
+            flags, sizes = sizes[:, -1].tolist(), sizes[:, :-1]
         size_bytes = 8 * len(messages)
+        pending = self._start_payloads(messages, name, sizes, size_bytes)
+        pending.flags, pending.control_bytes = flags, 0 if flag is None else 8
+        return pending
+
+    def _start_payloads(self, messages, name, sizes, size_bytes) -> Pending:
         dense_numel = sum(m.ctx.numel for m in messages)
         if int(sizes.sum()) > DENSE_FACTOR * 4 * dense_numel:
             self.dense_steps += 1
             decoded = torch.cat([self.compressor.decompress_sum([as_bytes(m.payload)], m.ctx).reshape(-1).float()
                                  for m in messages])
-            handle = hvd.allreduce_async(decoded, op=hvd.Sum, name=f"{name}.dense")
-            return _PendingDense(messages, handle, size_bytes + 4 * dense_numel)
+            handle = self.comm.allreduce_async(decoded, name=f"{name}.dense")
+            return _PendingDense(self.comm, messages, handle, size_bytes + 4 * dense_numel)
         self.sparse_steps += 1
         buf = join_parts([m.payload for m in messages])
-        handle = hvd.allgather_async(buf, name=name)
+        handle = self.comm.allgather_async(buf, name=name)
         return _PendingSparse(self._gather, messages, handle, sizes.t().tolist(), size_bytes + buf.numel())
 

@@ -26,7 +26,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 
-from hvd_qsparse.comm.base import Message
+from hvd_qsparse.comm.base import Message, global_communicator
 from hvd_qsparse.compression import Compressor, Context
 from hvd_qsparse.error_feedback import ErrorFeedback
 
@@ -70,11 +70,13 @@ class TwoPassExchange(ABC):
         compressor: the operator of both passes.
         server_memory: δ̄ for the shards this rank serves, keyed ``shard{j}``; None runs the
             server pass without memory (compress the mean as it is).
+        comm: the ranks (``HorovodCommunicator``), the global ones by default.
     """
 
-    def __init__(self, compressor: Compressor, server_memory: Optional[ErrorFeedback]):
+    def __init__(self, compressor: Compressor, server_memory: Optional[ErrorFeedback], comm=None):
         self.compressor = compressor
         self.server_memory = server_memory
+        self.comm = comm if comm is not None else global_communicator()
 
     @abstractmethod
     def exchange(self, messages: Sequence[Message], name: str) -> ServerRound:

@@ -1,5 +1,5 @@
 """Compressors registered by name; ``create(name, ratio=..., levels=...)`` builds one."""
-from hvd_qsparse.compression.base import Compressor, Context, check_levels, check_ratio
+from hvd_qsparse.compression.base import Compressor, Context, NonFiniteInputError, check_levels, check_ratio
 from hvd_qsparse.compression.quantizers import FP16Compressor, NoneCompressor, QSGDCompressor, SignCompressor
 from hvd_qsparse.compression.registry import (
     available, create, describe, register_quantizer, register_sparsifier,
@@ -8,7 +8,7 @@ from hvd_qsparse.compression.sparse import SparseCompressor
 from hvd_qsparse.compression.sparsifiers import RandK, Sparsifier, TopK
 
 __all__ = [
-    "Compressor", "Context", "FP16Compressor", "NoneCompressor", "QSGDCompressor", "RandK",
+    "Compressor", "Context", "NonFiniteInputError", "FP16Compressor", "NoneCompressor", "QSGDCompressor", "RandK",
     "SignCompressor", "SparseCompressor", "Sparsifier", "TopK", "available", "check_levels",
     "check_ratio", "create", "describe", "register_quantizer", "register_sparsifier",
 ]

@@ -24,6 +24,10 @@ FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 Layout = List[Tuple[torch.dtype, int]]
 
 
+class NonFiniteInputError(ValueError):
+    """The tensor handed to a compressor holds NaN or Inf (nothing was compressed)."""
+
+
 class Context(NamedTuple):
     """What a decoder needs besides the payload: identical on every rank for the same tensor."""
 
@@ -141,7 +145,7 @@ class Compressor(_HorovodCompressor, metaclass=ABCMeta):
         finite = torch.isfinite(tensor)
         if not bool(finite.all()):
             bad = int((~finite).sum())
-            raise ValueError(f"compressor {self.name!r}: input contains NaN or Inf ({bad} of "
+            raise NonFiniteInputError(f"compressor {self.name!r}: input contains NaN or Inf ({bad} of "
                              f"{tensor.numel()} entries); refusing to compress (memory left untouched)")
 
     def __repr__(self) -> str:

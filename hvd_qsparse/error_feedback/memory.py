@@ -12,7 +12,7 @@ from typing import Dict, Optional, Tuple
 
 import torch
 
-from hvd_qsparse.compression import Compressor, Context
+from hvd_qsparse.compression import Compressor, Context, NonFiniteInputError
 
 
 class ErrorFeedback:
@@ -55,6 +55,22 @@ class ErrorFeedback:
         self.memory[name] = compressor.subtract_decoded_(compensated, payload, ctx)
         return payload, ctx, None
 
+    def compress_finite(self, name: str, value: torch.Tensor, compressor: Compressor, seed: Optional[int] = None,
+                        stream: int = 0) -> Tuple[torch.Tensor, Context, bool]:
+        """``compress`` without the decoded tensor, but a non-finite input is not an error: it
+        leaves the memory untouched and stands in a payload of zeros of the same size, so the
+        collective still matches on every rank; the caller learns it from the flag.
+
+        Returns:
+            ``(payload, ctx, finite)``.
+        """
+        try:
+            payload, ctx, _ = self.compress(name, value, compressor, seed=seed, stream=stream, return_decoded=False)
+            return payload, ctx, True
+        except NonFiniteInputError:
+            payload, ctx = compressor.compress(torch.zeros_like(value, dtype=torch.float32), seed=seed, stream=stream)
+            return payload, ctx, False
+
     def _memory_for(self, name: str, value: torch.Tensor) -> torch.Tensor:
         mem = self.memory.get(name)
         if mem is None:
@@ -63,6 +79,15 @@ class ErrorFeedback:
             raise ValueError(f"error feedback for {name!r}: memory has shape {tuple(mem.shape)}, "
                              f"the tensor has {tuple(value.shape)}")
         return mem
+
+    def snapshot(self) -> Dict[str, torch.Tensor]:
+        """The memories as they are now; ``compress`` replaces entries instead of writing into
+        them, so this shallow copy stays exact until ``restore``."""
+        return dict(self.memory)
+
+    def restore(self, snapshot: Dict[str, torch.Tensor]) -> None:
+        """Go back to a ``snapshot`` (a step that every rank skips leaves no trace)."""
+        self.memory = dict(snapshot)
 
     def residual_norm(self) -> float:
         """L2 norm of all memories together (a health figure for logs)."""

@@ -1,6 +1,14 @@
-"""The optimizer wrapper and the backward-hook buckets the algorithms build on."""
-from hvd_qsparse.optim.base import WrappedOptimizer, resolve_named_parameters
+"""The optimizer wrapper, its Horovod options, and the backward-hook buckets the algorithms build on."""
+from hvd_qsparse.optim.agreement import LocalReport, NonFiniteGradientError, Verdict, agree
+from hvd_qsparse.optim.amp import AmpInputs
+from hvd_qsparse.optim.base import STATE_KEY, WrappedOptimizer
 from hvd_qsparse.optim.buckets import GradientBuckets
+from hvd_qsparse.optim.grads import read_grad, sparse_grads, write_grad
+from hvd_qsparse.optim.options import HorovodOptions
+from hvd_qsparse.optim.params import resolve_named_parameters
+from hvd_qsparse.optim.signature import ModelMismatchError, check_same_model
 from hvd_qsparse.optim.timing import StepTimer
 
-__all__ = ["GradientBuckets", "StepTimer", "WrappedOptimizer", "resolve_named_parameters"]
+__all__ = ["AmpInputs", "GradientBuckets", "HorovodOptions", "LocalReport", "ModelMismatchError",
+           "NonFiniteGradientError", "STATE_KEY", "StepTimer", "Verdict", "WrappedOptimizer", "agree",
+           "check_same_model", "read_grad", "resolve_named_parameters", "sparse_grads", "write_grad"]

@@ -1,114 +1,216 @@
-"""The optimizer wrapper every algorithm builds on (composition, as PostLocalSGDOptimizer).
+"""The optimizer wrapper every algorithm builds on: a real ``torch.optim.Optimizer`` by composition.
 
-It holds the user's torch optimizer, forwards the usual habits (``param_groups``,
-``zero_grad``, ``state``), and keeps the algorithm's own state in a separate object so that
-``state_dict()`` carries both. Subclasses (one per algorithm) implement ``step``.
+As PyTorch's ``PostLocalSGDOptimizer``, it holds the user's optimizer and shares its
+``param_groups``, ``state`` and ``defaults`` (the same objects), so LR schedulers, GradScaler,
+``add_param_group``, ``hvd.broadcast_optimizer_state`` and ``hvd.elastic.TorchState`` work on it
+unchanged; ``state_dict()`` is the inner optimizer's plus the algorithm's state under one key.
+
+One ``step`` serves every algorithm; the algorithm states its policy through a few methods:
+``_averages_gradients`` (this step exchanges gradients before the local update),
+``_exchange_gradients`` (do it, writing the result into ``.grad``) and ``_after_local_step`` (a
+model-averaging round after the update, when due). Around them the base handles what Horovod
+users rely on: ``synchronize``/``skip_synchronize``, GradScaler (see ``optim.amp``), the agreement
+on non-finite values (``optim.agreement``), the same-model check, and ranks outside the process set.
 """
-from abc import ABC, abstractmethod
+import warnings
+from abc import abstractmethod
+from contextlib import contextmanager
 from typing import Iterable, List, Optional, Tuple
 
-import horovod.torch as hvd
 import torch
 
+from hvd_qsparse.optim.agreement import LocalReport, Verdict, agree
+from hvd_qsparse.optim.amp import AmpInputs
+from hvd_qsparse.optim.grads import poison_grads_, unscale_grads_
+from hvd_qsparse.optim.options import HorovodOptions
+from hvd_qsparse.optim.params import resolve_named_parameters
+from hvd_qsparse.optim.signature import check_same_model
+from hvd_qsparse.optim.state_format import STATE_KEY, TorchStateFormat
 from hvd_qsparse.optim.timing import StepTimer
 
 
-def resolve_named_parameters(optimizer: torch.optim.Optimizer,
-                             named_parameters: Optional[Iterable[Tuple[str, torch.Tensor]]]):
-    """``[(name, param)]`` for every parameter the optimizer updates, in a rank-independent order.
-
-    Names key the error-feedback memories and seeds, so they must be the same on every rank;
-    without ``named_parameters`` they are derived from the optimizer's group and position.
-
-    Raises:
-        ValueError: duplicate names, or optimizer parameters missing from ``named_parameters``.
-    """
-    params = [p for group in optimizer.param_groups for p in group["params"]]
-    if named_parameters is None:
-        return [(f"group{g}.param{i}", p) for g, group in enumerate(optimizer.param_groups)
-                for i, p in enumerate(group["params"])]
-    named = list(named_parameters)
-    names = [n for n, _ in named]
-    if len(set(names)) != len(names):
-        raise ValueError("named_parameters: parameter names must be unique")
-    by_id = {id(p): n for n, p in named}
-    missing = [i for i, p in enumerate(params) if id(p) not in by_id]
-    if missing:
-        raise ValueError(f"named_parameters: {len(missing)} optimizer parameters have no name; pass "
-                         "model.named_parameters() for the model whose parameters the optimizer holds")
-    return [(by_id[id(p)], p) for p in params]
-
-
-class WrappedOptimizer(ABC):
+class WrappedOptimizer(TorchStateFormat, torch.optim.Optimizer):
     """A torch optimizer plus an algorithm's communication policy.
 
     Args:
         optimizer: the user's optimizer; it takes the local steps.
         named_parameters: ``model.named_parameters()``; names must agree across ranks.
+        options: Horovod's keywords (``HorovodOptions``), with the communicator they imply.
     """
 
-    def __init__(self, optimizer: torch.optim.Optimizer, named_parameters=None):
+    # GradScaler then hands step() the scale and its overflow flag instead of skipping step()
+    # on its own, so every rank enters every step and the skip is agreed (``optim.amp``).
+    _step_supports_amp_scaling = True
+
+    def __init__(self, optimizer: torch.optim.Optimizer, named_parameters=None,
+                 options: Optional[HorovodOptions] = None):
+        if not isinstance(optimizer, torch.optim.Optimizer):
+            raise TypeError(f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}")
         self.optimizer = optimizer
+        self.options = options if options is not None else HorovodOptions()
+        self.comm = self.options.communicator()
         self.named_params: List[Tuple[str, torch.Tensor]] = [
             (n, p) for n, p in resolve_named_parameters(optimizer, named_parameters) if p.requires_grad]
         #: seconds per phase (``compress``, ``communicate``) of the current step, for metrics
         self.timer = StepTimer()
+        self.backward_passes_per_step = self.options.backward_passes_per_step
+        self._synchronized = False
+        self._should_synchronize = True
+        self._verdict: Optional[Verdict] = None
+        self._model_checked = False
+        #: the loss scale the next exchange divides by (GradScaler's, learnt at its steps)
+        self.loss_scale = 1.0
 
-    # --- the algorithm --------------------------------------------------------------------
+    # --- the algorithm's policy -----------------------------------------------------------
+    #: The one object that holds the algorithm's state and hyperparameters, with ``bits`` (a
+    #: ``comm.BitCounter``), ``step``, ``state_dict()`` and ``load_state_dict()``; subclasses set
+    #: it from ``_new_algorithm_state()`` in their constructor.
+    algorithm_state = None
+
     @abstractmethod
+    def _new_algorithm_state(self):
+        """A fresh state object (what the constructor makes), also for plain torch checkpoints."""
+
+    @abstractmethod
+    def _averages_gradients(self) -> bool:
+        """True when this step exchanges gradients before the local update."""
+
+    def _exchange_gradients(self, report: LocalReport, writeback: float) -> Verdict:
+        """Exchange this step's gradients, divided by ``self.loss_scale``, agree on ``report``
+        (``optim.agreement``) and write the reduced result times ``writeback`` into ``.grad``,
+        unless the verdict says skip: then every memory must be as it was before the step."""
+        raise NotImplementedError(f"{type(self).__name__} does not exchange gradients")
+
+    def _compressed_scale(self) -> Optional[float]:
+        """The loss scale of gradients already compressed this step (backward hooks), or None."""
+        return None
+
+    def _before_local_step(self) -> None:
+        """Runs before the wrapped optimizer's update on a model-averaging step."""
+
+    def _after_local_step(self) -> None:
+        """Runs after the wrapped optimizer's update on a model-averaging step (a sync, when due)."""
+
+    def _on_step_end(self) -> None:
+        """Runs at the end of every step, taken or skipped (reset per-step bookkeeping)."""
+
+    # --- Horovod's methods ----------------------------------------------------------------
+    def synchronize(self) -> None:
+        """Finish this step's gradient exchange and write the result into ``.grad`` (Horovod's
+        ``optimizer.synchronize()``). A no-op on local steps, which exchange no gradients."""
+        self._synchronize(AmpInputs())
+
+    def _synchronize(self, amp: AmpInputs) -> None:
+        if self._synchronized or not self.comm.included or not self._averages_gradients():
+            return
+        self._ensure_same_model()
+        ahead = self._compressed_scale()
+        report = LocalReport(overflow=amp.overflow, amp=amp.active,
+                             scale_mismatch=amp.scale is not None and ahead is not None and ahead != amp.scale)
+        if amp.scale is not None:
+            self.loss_scale = amp.scale
+        # Inside scaler.step() the result is written unscaled; an explicit synchronize() comes
+        # before the scale is known (Horovod's recipe): write it in loss-scale units.
+        writeback = 1.0 if amp.scale is not None else self.loss_scale
+        verdict = self._exchange_gradients(report, writeback)
+        self.bits.record_control(self.step_count, 8 * verdict.sent_bytes)
+        if verdict.non_finite:
+            poison_grads_(self.named_params)
+        self._verdict, self._synchronized = verdict, True
+
+    @contextmanager
+    def skip_synchronize(self):
+        """Inside this block ``step()`` does not synchronize: the recipe
+        ``synchronize(); clip or unscale_; with skip_synchronize(): step()``."""
+        self._should_synchronize = False
+        try:
+            yield
+        finally:
+            self._should_synchronize = True
+
+    def set_backward_passes_per_step(self, passes: int) -> None:
+        """Accumulate ``passes`` backward passes before each exchange (Horovod's)."""
+        self.backward_passes_per_step = self.options.check_passes(passes)
+
+    # --- the step -------------------------------------------------------------------------
     def step(self, closure=None):
-        """One training step (local update and, when scheduled, communication)."""
+        """One training step: exchange and local update in the algorithm's order.
 
-    @property
-    @abstractmethod
-    def algorithm_state(self):
-        """The one object that holds the algorithm's state and hyperparameters (memories, shared
-        model, counters, seeds), with ``bits`` (a ``comm.BitCounter``), ``step``,
-        ``state_dict()`` and ``load_state_dict()``."""
-
-    def algorithm_state_dict(self) -> dict:
-        """The algorithm's state, for checkpoints (``state_dict()['algorithm']``)."""
-        return self.algorithm_state.state_dict()
-
-    def load_algorithm_state_dict(self, state: dict) -> None:
-        """Restore what ``algorithm_state_dict`` returned."""
-        self.algorithm_state.load_state_dict(state)
-
-    @property
-    def bits(self):
-        """This rank's ``comm.BitCounter``: per-step and total bits sent."""
-        return self.algorithm_state.bits
-
-    @property
-    def step_count(self) -> int:
-        """Steps taken so far."""
-        return self.algorithm_state.step
-
-    def load_synchronized_model(self) -> None:
-        """Copy the model every rank agrees on into the parameters (for evaluation); a no-op for
-        algorithms whose replicas are identical after every step."""
-
-    # --- the training job's flags (each algorithm owns its own) ----------------------------
-    @classmethod
-    def add_arguments(cls, group) -> None:
-        """Add this algorithm's own flags to an ``argparse`` argument group. Flags several
-        algorithms share (``--compressor``, ``--ratio``, ``--levels``, ``--local-steps``,
-        ``--warmup-steps``, ``--seed``) belong to the job."""
-
-    @classmethod
-    def options_from_args(cls, args) -> dict:
-        """Constructor keyword arguments from the parsed flags.
-
-        Raises:
-            ValueError: a bad value or combination, naming the flag and the accepted values
-                (the job turns it into a usage error before any rank trains).
+        Under a GradScaler every rank steps; a step that overflowed on any rank is skipped on
+        every rank (memories, shared model and step counter untouched). Without one, NaN/Inf on
+        any rank raises the same ``NonFiniteGradientError`` on every rank.
         """
-        return {}
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        amp = AmpInputs.of(self)
+        try:
+            if not self.comm.included:
+                unscale_grads_(self.named_params, amp.inv_scale)
+                if not amp.overflow:
+                    self.optimizer.step()
+                return loss
+            taken = self._gradient_step(amp) if self._averages_gradients() else self._local_step(amp)
+            if taken:
+                self.algorithm_state.step += 1
+            if amp.scale is not None:
+                self.loss_scale = amp.scale
+        finally:
+            self._synchronized, self._verdict = False, None
+            self._on_step_end()
+        return loss
+
+    def _gradient_step(self, amp: AmpInputs) -> bool:
+        if self._synchronized:
+            if self._should_synchronize:
+                warnings.warn("optimizer.step() called without optimizer.skip_synchronize() context after "
+                              "optimizer.synchronize(): the gradients are not exchanged again. Use "
+                              "optimizer.skip_synchronize() around step() after synchronize().")
+            if amp.scale is not None:  # synchronize() wrote loss-scaled values, then scaler.step()
+                unscale_grads_(self.named_params, amp.inv_scale)
+        elif self._should_synchronize:
+            self._synchronize(amp)
+        verdict = self._verdict
+        if verdict is not None and verdict.non_finite:
+            if amp.active:
+                return False
+            raise verdict.error([n for n, _ in self._exchanged_names()], "the gradient")
+        self.optimizer.step()
+        return True
+
+    def _local_step(self, amp: AmpInputs) -> bool:
+        if amp.active:
+            self._ensure_same_model()
+            verdict = agree(self.comm, LocalReport(overflow=amp.overflow), "hvd_qsparse.local")
+            self.bits.record_control(self.step_count, 8 * verdict.sent_bytes)
+            if verdict.non_finite:
+                return False
+            unscale_grads_(self.named_params, amp.inv_scale)
+        self._before_local_step()
+        self.optimizer.step()
+        self._after_local_step()
+        return True
+
+    def _exchanged_names(self):
+        """``[(name, param)]`` in the order the exchange's tensor indices count them."""
+        return self.named_params
+
+    def _ensure_same_model(self) -> None:
+        """Before the first exchange (and in ``broadcast_state``): every rank must hold the same parameters (names, shapes,
+        dtypes, order), or every rank raises naming the first difference."""
+        if not self._model_checked:
+            check_same_model(self.comm, self.named_params)
+            self._model_checked = True
 
     # --- torch.optim.Optimizer habits -----------------------------------------------------
     @property
     def param_groups(self):
         return self.optimizer.param_groups
+
+    @param_groups.setter
+    def param_groups(self, groups):
+        self.optimizer.param_groups = groups
 
     @property
     def state(self):
@@ -118,30 +220,62 @@ class WrappedOptimizer(ABC):
     def defaults(self):
         return self.optimizer.defaults
 
+    @property
+    def _parameter_names(self):
+        """``{param: name}``, as Horovod's wrapper has it."""
+        return {p: n for n, p in self.named_params}
+
     def zero_grad(self, set_to_none: bool = True) -> None:
         self.optimizer.zero_grad(set_to_none=set_to_none)
 
-    def state_dict(self) -> dict:
-        """The wrapped optimizer's state and the algorithm's, which differs per rank (memories):
-        save one file per rank to resume exactly."""
-        return {"optimizer": self.optimizer.state_dict(), "algorithm": self.algorithm_state_dict()}
+    def add_param_group(self, param_group: dict) -> None:
+        """Add a group to the wrapped optimizer; its parameters join the exchange (call it on
+        every rank alike). Names: ``param_group["names"]`` if given, else ``group{g}.param{i}``."""
+        names = param_group.pop("names", None)
+        self.optimizer.add_param_group(param_group)
+        g, params = len(self.param_groups) - 1, self.param_groups[-1]["params"]
+        names = names or [f"group{g}.param{i}" for i in range(len(params))]
+        taken = {n for n, _ in self.named_params}
+        added = [(n, p) for n, p in zip(names, params) if p.requires_grad]
+        if any(n in taken for n, _ in added):
+            raise ValueError(f"add_param_group: names {[n for n, _ in added if n in taken]} are already used")
+        self._check_can_add_params()
+        self.named_params += added
+        self._model_checked = False
+        self._on_params_added(added)
 
-    def load_state_dict(self, state: dict) -> None:
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.load_algorithm_state_dict(state["algorithm"])
+    def _check_can_add_params(self) -> None:
+        """Raise when this algorithm cannot take new parameters now."""
 
-    def broadcast_state(self, root_rank: int = 0) -> None:
-        """Make every rank start from ``root_rank``'s parameters and optimizer state.
+    def _on_params_added(self, added) -> None:
+        """New parameters joined ``named_params`` (rebuild buckets, shard plans ...)."""
 
-        Uses ``hvd.broadcast_parameters`` and ``hvd.broadcast_object`` rather than
-        ``hvd.broadcast_optimizer_state``, which takes a zero-gradient step to create missing
-        state and so moves parameters when weight decay is set.
+    @property
+    def bits(self):
+        """This rank's ``comm.BitCounter``: per-step and total bits sent."""
+        return self.algorithm_state.bits
+
+    @property
+    def step_count(self) -> int:
+        """Steps taken so far (steps skipped on every rank do not count)."""
+        return self.algorithm_state.step
+
+    def load_synchronized_model(self) -> None:
+        """Copy the model every rank agrees on into the parameters (for evaluation); a no-op for
+        algorithms whose replicas are identical after every step."""
+
+    @classmethod
+    def add_arguments(cls, group) -> None:
+        """Add this algorithm's own flags to an ``argparse`` argument group."""
+
+    @classmethod
+    def options_from_args(cls, args) -> dict:
+        """Constructor keyword arguments from the parsed flags.
+
+        Raises:
+            ValueError: a bad value or combination, naming the flag and the accepted values.
         """
-        hvd.broadcast_parameters(dict(self.named_params), root_rank=root_rank)
-        opt_state = hvd.broadcast_object(self.optimizer.state_dict(), root_rank=root_rank,
-                                         name="hvd_qsparse.optimizer_state")
-        if hvd.rank() != root_rank:
-            self.optimizer.load_state_dict(opt_state)
+        return {}
 
     def flat_numel(self) -> int:
         """Number of trained entries, d."""
@@ -149,3 +283,6 @@ class WrappedOptimizer(ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.optimizer!r})"
+
+
+__all__ = ["STATE_KEY", "WrappedOptimizer", "resolve_named_parameters"]

@@ -50,7 +50,7 @@ def first(ckpt, out):
     opt.broadcast_state()
     train_steps(model, opt, 0, 0, PART)
     state = opt.state_dict()
-    assert state["algorithm"]["window"]["x_hat"].numel() == opt.flat_numel(), "host state lacks the window"
+    assert state["hvd_qsparse"]["state"]["window"]["x_hat"].numel() == opt.flat_numel(), "host state lacks the window"
     torch.save({"model": model.state_dict(), "optimizer": state}, ckpt)
     opt.finish()
 

@@ -32,9 +32,9 @@ def main(compressor, layout, folder):
     opt.broadcast_state()
     train_steps(model, opt, rank, 0, FIRST)
     saved = opt.state_dict()
-    assert saved["algorithm"]["worker_memory"]["memory"], "no worker memory in the checkpoint"
+    assert saved["hvd_qsparse"]["state"]["worker_memory"]["memory"], "no worker memory in the checkpoint"
     serves = layout == "sharded" or rank == 0
-    assert bool(saved["algorithm"]["server_memory"]["memory"]) == serves, "server memory not where it is served"
+    assert bool(saved["hvd_qsparse"]["state"]["server_memory"]["memory"]) == serves, "server memory not where it is served"
     path = f"{folder}/ckpt.{rank}"
     torch.save({"model": model.state_dict(), "optimizer": saved}, path)
 
