@@ -110,10 +110,9 @@ class DoubleSqueeze(WrappedOptimizer):
 
     @torch.no_grad()
     def _write_gradients(self, update: torch.Tensor) -> None:
-        sparse = not self.options.sparse_as_dense
         offset = 0
         for _, param in self.named_params:
-            was_sparse = sparse and param.grad is not None and param.grad.is_sparse
+            was_sparse = param.grad is not None and param.grad.is_sparse
             write_grad(param, update[offset: offset + param.numel()], was_sparse)
             offset += param.numel()
 

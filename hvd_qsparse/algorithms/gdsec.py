@@ -106,8 +106,7 @@ class GDSEC(WrappedOptimizer):
             for (name, param), total in zip(self.named_params, totals):
                 view = state.server_view_of(name, param)
                 view.mul_(state.beta).add_(total.view_as(view))
-                write_grad(param, view * writeback, param.grad is not None and param.grad.is_sparse
-                           and not self.options.sparse_as_dense)
+                write_grad(param, view * writeback, param.grad is not None and param.grad.is_sparse)
         if pending.dense:
             analytic = 32 * self.flat_numel()
         state.bits.record(state.step, 8 * pending.sent_bytes, analytic, 32 * self.flat_numel())

@@ -26,7 +26,7 @@ import torch
 from hvd_qsparse.algorithms.qsparse_state import EXCHANGES, QsparseState
 from hvd_qsparse.algorithms.registry import register_algorithm
 from hvd_qsparse.comm import AllgatherExchange, AllreduceExchange, Exchange, Message
-from hvd_qsparse.compression import Compressor, NoneCompressor, NonFiniteInputError, create
+from hvd_qsparse.compression import Compressor, NoneCompressor, create
 from hvd_qsparse.ops import derive_seed
 from hvd_qsparse.optim import (GradientBuckets, LocalReport, Verdict, WrappedOptimizer, read_grad, sparse_grads,
                                write_grad)
@@ -156,7 +156,7 @@ class QsparseLocalSGD(WrappedOptimizer):
         with torch.no_grad():
             for totals, bucket, sparse, _ in results:
                 for (name, param), total in zip(bucket, totals):
-                    write_grad(param, total.mul_(factor), sparse[name] and not self.options.sparse_as_dense)
+                    write_grad(param, total.mul_(factor), sparse[name])
         return verdict
 
     def _wait_all(self) -> list:
@@ -221,15 +221,9 @@ class QsparseLocalSGD(WrappedOptimizer):
         return messages
 
     def _dense_messages(self, named_values, report: LocalReport) -> List[Message]:
-        dense, messages = self.dense_exchange.compressor, []
-        for name, value in named_values:
-            try:
-                payload, ctx = dense.compress(value)
-            except NonFiniteInputError:
-                report.mark_bad(self._index[name])
-                payload, ctx = dense.compress(torch.zeros_like(value))
-            messages.append(Message(payload, ctx))
-        return messages
+        """Warm-up payloads: dense fp32, NaN/Inf carried through the sum as in Horovod."""
+        dense = self.dense_exchange.compressor
+        return [Message(*dense.compress(value, check_finite=False)) for _, value in named_values]
 
     def _reset_x_hat(self) -> None:
         self.qstate.x_hat = {n: p.detach().float().clone() for n, p in self.named_params}

@@ -87,7 +87,7 @@ class Compressor(_HorovodCompressor, metaclass=ABCMeta):
         """The bit count of ALGORITHMS.md's table for ``numel`` entries."""
 
     # --- Horovod's interface --------------------------------------------------------------
-    def compress(self, tensor: torch.Tensor, seed: Optional[int] = None, stream: int = 0):
+    def compress(self, tensor: torch.Tensor, seed: Optional[int] = None, stream: int = 0, check_finite: bool = True):
         """Compress ``tensor``; returns ``(payload, Context)``.
 
         Args:
@@ -96,10 +96,13 @@ class Compressor(_HorovodCompressor, metaclass=ABCMeta):
             stream: which independent stream of rounding noise to use (the rank), so that
                 ranks sharing ``seed`` do not share quantization noise.
 
+            check_finite: refuse NaN/Inf (False lets them through, for summable compressors
+                whose allreduce carries them as Horovod's does).
+
         Raises:
-            ValueError: a non-float tensor or NaN/Inf in it.
+            ValueError: a non-float tensor or (with ``check_finite``) NaN/Inf in it.
         """
-        self.validate(tensor)
+        self.validate(tensor, check_finite)
         flat = tensor.detach().reshape(-1).float()
         noise_seed = None if seed is None else derive_seed(seed, "noise", stream)
         parts = self.encode(flat, seed, noise_seed)
@@ -132,7 +135,7 @@ class Compressor(_HorovodCompressor, metaclass=ABCMeta):
             total += self.decode(self.parts(payload, ctx.numel), ctx.numel, ctx.seed)
         return total
 
-    def validate(self, tensor: torch.Tensor) -> None:
+    def validate(self, tensor: torch.Tensor, check_finite: bool = True) -> None:
         """Refuse non-float tensors and non-finite values with a ValueError naming both."""
         if not isinstance(tensor, torch.Tensor):
             raise ValueError(f"compressor {self.name!r}: expected a torch.Tensor, got {type(tensor).__name__}")
@@ -140,7 +143,7 @@ class Compressor(_HorovodCompressor, metaclass=ABCMeta):
             accepted = ", ".join(str(d).replace("torch.", "") for d in FLOAT_DTYPES)
             raise ValueError(f"compressor {self.name!r}: tensor dtype {tensor.dtype} is not supported; "
                              f"accepted dtypes: {accepted}")
-        if torch.isfinite(tensor.sum()):
+        if not check_finite or torch.isfinite(tensor.sum()):
             return  # the sum of finite values rarely overflows, and then the full check runs
         finite = torch.isfinite(tensor)
         if not bool(finite.all()):

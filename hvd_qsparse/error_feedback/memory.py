@@ -58,8 +58,11 @@ class ErrorFeedback:
     def compress_finite(self, name: str, value: torch.Tensor, compressor: Compressor, seed: Optional[int] = None,
                         stream: int = 0) -> Tuple[torch.Tensor, Context, bool]:
         """``compress`` without the decoded tensor, but a non-finite input is not an error: it
-        leaves the memory untouched and stands in a payload of zeros of the same size, so the
-        collective still matches on every rank; the caller learns it from the flag.
+        leaves the memory untouched and, for a lossy compressor, stands in a payload of zeros of
+        the same size, so the collective still matches on every rank; the caller learns it from
+        the flag. A summable compressor (``none``, ``fp16``) sends the non-finite values as they
+        are, as Horovod's allreduce does (the sum is then non-finite on every rank), and the
+        flag stays True.
 
         Returns:
             ``(payload, ctx, finite)``.
@@ -68,6 +71,10 @@ class ErrorFeedback:
             payload, ctx, _ = self.compress(name, value, compressor, seed=seed, stream=stream, return_decoded=False)
             return payload, ctx, True
         except NonFiniteInputError:
+            if compressor.summable:
+                compensated = value.detach().float() + self._memory_for(name, value)
+                payload, ctx = compressor.compress(compensated, seed=seed, stream=stream, check_finite=False)
+                return payload, ctx, True
             payload, ctx = compressor.compress(torch.zeros_like(value, dtype=torch.float32), seed=seed, stream=stream)
             return payload, ctx, False
 

@@ -12,6 +12,8 @@ model-averaging round after the update, when due). Around them the base handles 
 users rely on: ``synchronize``/``skip_synchronize``, GradScaler (see ``optim.amp``), the agreement
 on non-finite values (``optim.agreement``), the same-model check, and ranks outside the process set.
 """
+import os
+import sys
 import warnings
 from abc import abstractmethod
 from contextlib import contextmanager
@@ -27,6 +29,22 @@ from hvd_qsparse.optim.params import resolve_named_parameters
 from hvd_qsparse.optim.signature import check_same_model
 from hvd_qsparse.optim.state_format import STATE_KEY, TorchStateFormat
 from hvd_qsparse.optim.timing import StepTimer
+
+
+def _called_from_broadcast_optimizer_state(depth: int = 4) -> bool:
+    """True when ``hvd.broadcast_optimizer_state`` calls ``step()`` to create a fresh optimizer's
+    state. Horovod then steps only the inner optimizer of its own wrapper, and may do so on some
+    ranks only (those whose state is empty), so no collective may run: the same here."""
+    frame = sys._getframe(2)
+    for _ in range(depth):
+        if frame is None:
+            return False
+        code = frame.f_code
+        if code.co_name == "broadcast_optimizer_state" and code.co_filename.endswith(
+                os.path.join("horovod", "torch", "functions.py")):
+            return True
+        frame = frame.f_back
+    return False
 
 
 class WrappedOptimizer(TorchStateFormat, torch.optim.Optimizer):
@@ -144,6 +162,9 @@ class WrappedOptimizer(TorchStateFormat, torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
+        if _called_from_broadcast_optimizer_state():
+            self.optimizer.step()  # only creates the inner state, as Horovod does for its own wrapper
+            return loss
         amp = AmpInputs.of(self)
         try:
             if not self.comm.included:
@@ -176,6 +197,8 @@ class WrappedOptimizer(TorchStateFormat, torch.optim.Optimizer):
             if amp.active:
                 return False
             raise verdict.error([n for n, _ in self._exchanged_names()], "the gradient")
+        if amp.overflow:  # the scaler found inf in the exchanged (identical) gradients: every rank skips
+            return False
         self.optimizer.step()
         return True
 

@@ -4,8 +4,8 @@ The exchanges work on fp32 vectors. Parameters may be fp16, bf16, fp32 or fp64, 
 (a transposed view, a channels-last tensor), or have sparse gradients (``nn.Embedding(sparse=
 True)``). Gradients are read as a dense fp32 copy (sparse ones densified: the compressors select
 from the dense tensor), and results are written back in the parameter's dtype and layout; a
-sparse gradient comes back sparse (the rows with any non-zero entry) unless
-``sparse_as_dense=True``, which leaves it dense, as in Horovod.
+sparse gradient comes back sparse (the rows with any non-zero entry), as Horovod's
+``sparse_as_dense=True`` does, so ``torch.optim.SparseAdam`` keeps working.
 """
 from typing import Dict, Iterable, Optional, Tuple
 

@@ -12,7 +12,9 @@ Each keyword means for these algorithms what it means in Horovod:
 - ``groups`` / ``num_groups``: how backward-hook exchanges are fused: each group is exchanged
   as one bucket once all its gradients are ready (an int splits the parameters into that many
   groups; parameters in no listed group form one each, as in Horovod).
-- ``sparse_as_dense``: sparse gradients come back dense (else sparse again; see ``optim.grads``).
+- ``sparse_as_dense``: accepted for compatibility; sparse gradients are always densified for
+  the exchange (the compressors select from the dense tensor) and written back sparse, which is
+  what Horovod does with ``sparse_as_dense=True`` (see ``optim.grads``).
 - ``process_set``: the ranks the algorithm runs over; others take plain local steps.
 """
 import warnings
