@@ -25,7 +25,7 @@ import torch
 
 from hvd_qsparse.algorithms.doublesqueeze_state import SERVER_LAYOUTS, DoubleSqueezeState
 from hvd_qsparse.algorithms.registry import register_algorithm
-from hvd_qsparse.comm import Message
+from hvd_qsparse.comm import JoinInProgress, Message
 from hvd_qsparse.compression import Compressor, create
 from hvd_qsparse.ops import derive_seed
 from hvd_qsparse.optim import LocalReport, Verdict, WrappedOptimizer, agree, read_grad, write_grad
@@ -84,7 +84,13 @@ class DoubleSqueeze(WrappedOptimizer):
             state.worker_memory.restore(snapshot)
             return verdict
         with self.timer.phase("communicate"):
-            result = self.exchange.exchange(messages, name="doublesqueeze")
+            try:
+                result = self.exchange.exchange(messages, name="doublesqueeze")
+            except JoinInProgress as error:
+                state.worker_memory.restore(snapshot)
+                raise RuntimeError("doublesqueeze cannot step while a rank has called hvd.join(): every rank "
+                                   "serves a shard of the server pass; give every rank the same number of "
+                                   "batches (e.g. DistributedSampler(drop_last=True))") from error
         factor = writeback * (self.comm.size if self.options.op == "sum" else 1)
         self._write_gradients(result.update.mul_(factor))
         state.bits.record(step, 8 * result.sent_bytes, result.analytic_bits, 32 * self.flat_numel())

@@ -93,7 +93,7 @@ class GDSEC(WrappedOptimizer):
         with self.timer.phase("compress"):
             messages, sent, analytic = self._worker_messages(report)
         with self.timer.phase("communicate"):  # start() waits for every rank's sizes; the flag rides there
-            pending = self.exchange.start(messages, name="gdsec", flag=report.code)
+            pending = self.exchange.start(messages, name=self._fresh_name("gdsec"), flag=report.code)
             totals = pending.wait()
         state.bits.record_control(state.step, 8 * pending.control_bytes)
         verdict = Verdict.from_flags([pending.flags])

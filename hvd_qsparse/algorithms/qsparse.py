@@ -124,7 +124,7 @@ class QsparseLocalSGD(WrappedOptimizer):
             analytic = 32 * sum(g.numel() for _, g in grads)
         else:
             messages = self._compress_all(grads, step, mine)
-            pending = self.exchange.start(messages, name=f"qsparse.grad.b{index}", flag=mine.code)
+            pending = self.exchange.start(messages, name=self._fresh_name(f"qsparse.grad.b{index}"), flag=mine.code)
             analytic = sum(state.compressor.analytic_bits(g.numel()) for _, g in grads)
         if mine.bad_tensor is not None:
             report.mark_bad(mine.bad_tensor)
@@ -191,7 +191,7 @@ class QsparseLocalSGD(WrappedOptimizer):
         changes = [(n, x_hat[n] - p.detach().float()) for n, p in self.named_params]
         report, snapshot = LocalReport(), state.error_feedback.snapshot()
         messages = self._compress_all(changes, step, report)
-        pending = self.exchange.start(messages, name="qsparse.sync", flag=report.code)
+        pending = self.exchange.start(messages, name=self._fresh_name("qsparse.sync"), flag=report.code)
         with self.timer.phase("communicate"):
             totals = pending.wait()
         verdict = Verdict.from_flags([pending.flags])

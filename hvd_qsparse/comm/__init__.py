@@ -3,7 +3,7 @@ from hvd_qsparse.comm.accounting import BitCounter, StepBits
 from hvd_qsparse.comm.allgather import AllgatherExchange
 from hvd_qsparse.comm.allreduce import AllreduceExchange
 from hvd_qsparse.comm.base import Exchange, Message, Pending
-from hvd_qsparse.comm.communicator import HorovodCommunicator, is_horovod_compression, reduce_op_name
+from hvd_qsparse.comm.communicator import HorovodCommunicator, JoinInProgress, is_horovod_compression, reduce_op_name
 from hvd_qsparse.comm.layout import FlatLayout, Slot
 from hvd_qsparse.comm.parameter_server import ParameterServerExchange
 from hvd_qsparse.comm.progress import ProgressThread
@@ -12,7 +12,7 @@ from hvd_qsparse.comm.sparse_or_dense import SparseOrDenseExchange
 from hvd_qsparse.comm.two_pass import ServerRound, TwoPassExchange, shard_sizes
 from hvd_qsparse.comm.window import OneSidedUnavailableError, Window
 
-__all__ = ["HorovodCommunicator", "is_horovod_compression", "reduce_op_name", "BitCounter", "StepBits", "AllgatherExchange", "AllreduceExchange", "Exchange", "Message", "Pending"]
+__all__ = ["HorovodCommunicator", "JoinInProgress", "is_horovod_compression", "reduce_op_name", "BitCounter", "StepBits", "AllgatherExchange", "AllreduceExchange", "Exchange", "Message", "Pending"]
 __all__ += ["ParameterServerExchange", "ServerRound", "ShardedServerExchange", "SparseOrDenseExchange", "TwoPassExchange",
             "shard_sizes"]
 __all__ += ["FlatLayout", "OneSidedUnavailableError", "ProgressThread", "Slot", "Window"]

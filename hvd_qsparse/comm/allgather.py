@@ -11,6 +11,8 @@ from typing import List, Optional, Sequence
 import torch
 
 from hvd_qsparse.comm.base import Exchange, Message, Pending
+from hvd_qsparse.comm.communicator import JoinInProgress
+from hvd_qsparse.comm.join_fallback import dense_sum
 from hvd_qsparse.ops import aligned, join_parts
 
 
@@ -34,12 +36,18 @@ class _PendingAllgather(Pending):
 
     def wait(self) -> List[torch.Tensor]:
         comm = self.exchange.comm
-        gathered = comm.synchronize(self.handle)
+        try:
+            gathered = comm.synchronize(self.handle)
+        except JoinInProgress:
+            return self._joined()
         if self.size_handle is None:
             per_message = [[self.exchange.compressor.payload_nbytes(m.ctx.numel)] * comm.size
                            for m in self.messages]
         else:
-            sizes = comm.synchronize(self.size_handle).view(comm.size, -1)
+            try:
+                sizes = comm.synchronize(self.size_handle).view(comm.size, -1)
+            except JoinInProgress:
+                return self._joined()
             if self.flagged:
                 self.flags, sizes = sizes[:, -1].tolist(), sizes[:, :-1]
             return self.exchange.decode(gathered, self.messages, sizes.t().tolist())
@@ -50,6 +58,19 @@ class _PendingAllgather(Pending):
         self.flags = [int(gathered[s + e: s + e + FLAG_BYTES].view(torch.int32)) for s, e in
                       zip(starts.tolist(), ends.tolist())]
         return self.exchange.decode(gathered, self.messages, per_message, extra=FLAG_BYTES)
+
+
+    def _joined(self) -> List[torch.Tensor]:
+        """Some rank has called ``hvd.join()``: the dense sum through an allreduce instead."""
+        if self.size_handle is not None:
+            try:
+                self.exchange.comm.synchronize(self.size_handle)
+            except JoinInProgress:
+                pass
+        totals, self.flags, self.sent_bytes = dense_sum(self.exchange.comm, self.exchange.compressor,
+                                                        self.messages, self.name, self.flag)
+        self.dense, self.control_bytes = True, 0 if self.flag is None else 4 * self.exchange.comm.size
+        return totals
 
 
 class AllgatherExchange(Exchange):
@@ -67,8 +88,10 @@ class AllgatherExchange(Exchange):
         elif flag is not None:
             parts.append(torch.tensor([flag], dtype=torch.int32, device=parts[0].device if parts else "cpu"))
         buf = join_parts(parts)
-        return _PendingAllgather(self, messages, buf, self.comm.allgather_async(buf, name=name), size_handle,
-                                 flag is not None)
+        pending = _PendingAllgather(self, messages, buf, self.comm.allgather_async(buf, name=name), size_handle,
+                                    flag is not None)
+        pending.name, pending.flag = name, flag
+        return pending
 
     def decode(self, gathered: torch.Tensor, messages: Sequence[Message], sizes: List[List[int]], extra: int = 0):
         """Split the gathered buffer (rank-major, ``extra`` bytes after each rank's payloads)

@@ -16,6 +16,16 @@ import torch
 REDUCE_OPS = {"average": hvd.Average, "sum": hvd.Sum, "adasum": hvd.Adasum, "min": hvd.Min, "max": hvd.Max}
 
 
+class JoinInProgress(RuntimeError):
+    """An allgather or alltoall met a rank that has called ``hvd.join()``: Horovod runs only
+    allreduces then (joined ranks contribute zeros), so the exchange must fall back to one."""
+
+
+def _raise_join(error: Exception) -> None:
+    if "not supported with Join" in str(error):
+        raise JoinInProgress(str(error)) from error
+
+
 def reduce_op_name(op) -> str:
     """``"average"``, ``"sum"`` ... for Horovod's ``hvd.Average``, ``hvd.Sum`` ... (or a name).
 
@@ -83,10 +93,14 @@ class HorovodCommunicator:
         return hvd.allgather_async(tensor, name=name, process_set=self.process_set)
 
     def allgather(self, tensor: torch.Tensor, name: str) -> torch.Tensor:
-        return hvd.allgather(tensor, name=name, process_set=self.process_set)
+        return self.synchronize(self.allgather_async(tensor, name))
 
     def alltoall(self, tensor: torch.Tensor, splits: torch.Tensor, name: str):
-        return hvd.alltoall(tensor, splits=splits, name=name, process_set=self.process_set)
+        try:
+            return hvd.alltoall(tensor, splits=splits, name=name, process_set=self.process_set)
+        except hvd.HorovodInternalError as error:
+            _raise_join(error)
+            raise
 
     def broadcast(self, tensor: torch.Tensor, root_rank: int, name: str) -> torch.Tensor:
         return hvd.broadcast(tensor, root_rank=root_rank, name=name, process_set=self.process_set)
@@ -103,7 +117,13 @@ class HorovodCommunicator:
 
     @staticmethod
     def synchronize(handle) -> torch.Tensor:
-        return hvd.synchronize(handle)
+        """Wait for ``handle``; ``JoinInProgress`` when Horovod refused it because of ``hvd.join()``
+        (it says so to every rank that has not joined, and stays usable)."""
+        try:
+            return hvd.synchronize(handle)
+        except hvd.HorovodInternalError as error:
+            _raise_join(error)
+            raise
 
     def __repr__(self) -> str:
         return f"HorovodCommunicator(rank={self.rank}, size={self.size})"

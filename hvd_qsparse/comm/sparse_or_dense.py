@@ -19,6 +19,8 @@ import torch
 
 from hvd_qsparse.comm.allgather import AllgatherExchange, payload_sizes
 from hvd_qsparse.comm.base import Exchange, Message, Pending
+from hvd_qsparse.comm.communicator import JoinInProgress
+from hvd_qsparse.comm.join_fallback import dense_sum
 from hvd_qsparse.ops import as_bytes, join_parts
 
 #: Dense when the ranks' sparse payloads total more than this many dense fp32 vectors.
@@ -45,6 +47,19 @@ class _PendingSparse(Pending):
         return self.exchange.decode(self.exchange.comm.synchronize(self.handle), self.messages, self.sizes)
 
 
+class _PendingJoined(Pending):
+    """Some rank has called ``hvd.join()``: the dense sum through an allreduce (``comm.join_fallback``)."""
+
+    dense = True
+
+    def __init__(self, comm, compressor, messages, name, flag):
+        self.results, self.flags, self.sent_bytes = dense_sum(comm, compressor, messages, name, flag)
+        self.control_bytes = 0 if flag is None else 4 * comm.size
+
+    def wait(self) -> List[torch.Tensor]:
+        return self.results
+
+
 class SparseOrDenseExchange(Exchange):
     """Every rank gets the sum over ranks of the decoded payloads, through a variable-size
     allgather of the payloads or an allreduce of their decoded sum, whichever moves fewer bytes.
@@ -61,7 +76,10 @@ class SparseOrDenseExchange(Exchange):
         self.sparse_steps = 0
 
     def start(self, messages: Sequence[Message], name: str, flag=None) -> Pending:
-        sizes = self.comm.allgather(payload_sizes(messages, flag), name=f"{name}.sizes").view(self.comm.size, -1)
+        try:
+            sizes = self.comm.allgather(payload_sizes(messages, flag), name=f"{name}.sizes").view(self.comm.size, -1)
+        except JoinInProgress:
+            return _PendingJoined(self.comm, self.compressor, messages, name, flag)
         flags = None
         if flag is not None:  # the flag rides with the sizes
             flags, sizes = sizes[:, -1].tolist(), sizes[:, :-1]

@@ -78,6 +78,7 @@ class WrappedOptimizer(TorchStateFormat, torch.optim.Optimizer):
         self._model_checked = False
         #: the loss scale the next exchange divides by (GradScaler's, learnt at its steps)
         self.loss_scale = 1.0
+        self._serial = 0
 
     # --- the algorithm's policy -----------------------------------------------------------
     #: The one object that holds the algorithm's state and hyperparameters, with ``bits`` (a
@@ -214,6 +215,17 @@ class WrappedOptimizer(TorchStateFormat, torch.optim.Optimizer):
         self.optimizer.step()
         self._after_local_step()
         return True
+
+    def _fresh_name(self, base: str) -> str:
+        """A collective name never used before in this optimizer (the same on every rank).
+
+        Why: under ``hvd.join()`` Horovod 0.28.1's joined ranks replay every cached response,
+        and a cached allgather then crashes their background loop (``unordered_map::at``); a
+        name that is never reused is never cached, so the allgather is refused cleanly instead
+        and the exchange falls back to an allreduce (``comm.join_fallback``).
+        """
+        self._serial += 1
+        return f"{base}.{self._serial}"
 
     def _exchanged_names(self):
         """``[(name, param)]`` in the order the exchange's tensor indices count them."""

@@ -29,3 +29,8 @@ def test_model_differing_across_ranks_is_refused_everywhere(ranks):
 
 def test_process_set(ranks):
     assert ranks("dropin_process_set.py", np=3).count(": OK") == 3
+
+
+def test_join_with_uneven_batches(ranks):
+    out = ranks("dropin_join.py", np=2)
+    assert out.count(": OK") == 2 and out.count("gdsec after join OK") == 2

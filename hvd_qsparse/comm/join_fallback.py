@@ -1,0 +1,31 @@
+"""Exchanges while some ranks have called ``hvd.join()``: the dense sum through an allreduce.
+
+With uneven data, a rank that runs out of batches calls ``hvd.join()``; Horovod then runs only
+allreduces, in which joined ranks contribute zeros, and refuses allgathers and alltoalls (it
+says so to every rank that has not joined, and stays usable: ``comm.JoinInProgress``). An
+exchange that meets this decodes its own payloads and allreduces their dense fp32 sum instead:
+the same sum over the ranks still training, divided later by the full size, as Horovod's own
+averaging does under join. A flag riding along (``Exchange.start(flag=...)``) travels as R extra
+entries, this rank's at its own index.
+"""
+from typing import List, Optional, Sequence, Tuple
+
+import torch
+
+from hvd_qsparse.ops import as_bytes
+
+
+def dense_sum(comm, compressor, messages: Sequence, name: str,
+              flag: Optional[int] = None) -> Tuple[List[torch.Tensor], Optional[List[int]], int]:
+    """``(sums per message, every rank's flag or None, bytes this rank sent)``."""
+    parts = [compressor.decompress_sum([as_bytes(m.payload)], m.ctx).reshape(-1).float() for m in messages]
+    if flag is not None:
+        flags = torch.zeros(comm.size, dtype=torch.float32)
+        flags[comm.rank] = float(flag)
+        parts.append(flags)
+    buf = torch.cat(parts) if parts else torch.zeros(0)
+    summed = comm.synchronize(comm.allreduce_async(buf, name=f"{name}.joined"))
+    sizes = [m.ctx.numel for m in messages]
+    totals = list(summed[:sum(sizes)].split(sizes))
+    got = None if flag is None else [int(round(float(v))) for v in summed[sum(sizes):]]
+    return totals, got, 4 * sum(sizes)
