@@ -34,6 +34,7 @@ class TorchStateFormat:
         ours = state_dict.get(STATE_KEY)
         self.optimizer.load_state_dict({k: v for k, v in state_dict.items() if k != STATE_KEY})
         self._synchronized, self._verdict = False, None
+        self._on_step_end()  # forget exchanges of an interrupted step (an elastic restore)
         if ours is None:
             warnings.warn(f"{type(self).__name__}.load_state_dict: a plain torch optimizer state dict; the "
                           f"{self.algorithm} state (memories, shared model, counters) starts fresh")

@@ -1,5 +1,9 @@
 """The wrapper as a drop-in for hvd.DistributedOptimizer, under real ranks (stock Horovod the reference)."""
+import sys
+from pathlib import Path
+
 import pytest
+from conftest import ROOT, WORKERS, run_command
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -34,3 +38,10 @@ def test_process_set(ranks):
 def test_join_with_uneven_batches(ranks):
     out = ranks("dropin_join.py", np=2)
     assert out.count(": OK") == 2 and out.count("gdsec after join OK") == 2
+
+
+def test_elastic_torch_state_through_a_real_reset():
+    cmd = [str(Path(sys.executable).parent / "horovodrun"), "--gloo", "-np", "2", "--min-np", "2", "--max-np", "2",
+           "--host-discovery-script", str(ROOT / "launch" / "discover_hosts.sh"), "--network-interfaces", "lo",
+           sys.executable, str(WORKERS / "dropin_elastic.py")]
+    assert run_command(cmd, timeout=240).count("OK reset after step 5") == 2
