@@ -176,7 +176,8 @@ def main(argv=None) -> int:
         print(format_table(summary), flush=True)
         print(f"ranks={summary['ranks']} steps={summary['steps']} rounds={summary['communication_rounds']} "
               f"d={summary['parameters']} bits per rank={summary['bits_per_rank']} "
-              f"dense fp32 allreduce={summary['dense_fp32_bits_per_rank']}", flush=True)
+              f"dense fp32 allreduce={summary['dense_fp32_bits_per_rank']} "
+              f"agreement flags per rank={summary['control_bits_per_rank']}", flush=True)
         write_outputs(args, summary)
     return 0
 

@@ -68,6 +68,7 @@ def run_summary(args, comm, opt, model, test_set, wall) -> dict:
     return {"algorithm": args.algorithm, "setting": run_setting(args), "compressor": args.compressor,
             "ratio": args.ratio, "levels": args.levels, "local_steps": args.local_steps, "ranks": comm.size(),
             "steps": steps, "parameters": opt.flat_numel(), "test_accuracy": acc, "bits_per_rank": per_rank,
+            "control_bits_per_rank": comm.allgather_object(bits.total_control, name="summary.control"),
             "analytic_bits_rank0": bits.total_analytic if comm.rank() == 0 else None,
             "dense_fp32_bits_per_rank": dense_bits, "reduction": dense_bits / max(1, max(per_rank)),
             "communication_rounds": len(bits.history), "wall_time_s": wall,

@@ -12,8 +12,6 @@ model-averaging round after the update, when due). Around them the base handles 
 users rely on: ``synchronize``/``skip_synchronize``, GradScaler (see ``optim.amp``), the agreement
 on non-finite values (``optim.agreement``), the same-model check, and ranks outside the process set.
 """
-import os
-import sys
 import warnings
 from abc import abstractmethod
 from contextlib import contextmanager
@@ -27,24 +25,8 @@ from hvd_qsparse.optim.grads import poison_grads_, unscale_grads_
 from hvd_qsparse.optim.options import HorovodOptions
 from hvd_qsparse.optim.params import resolve_named_parameters
 from hvd_qsparse.optim.signature import check_same_model
-from hvd_qsparse.optim.state_format import STATE_KEY, TorchStateFormat
+from hvd_qsparse.optim.state_format import STATE_KEY, TorchStateFormat, called_from_broadcast_optimizer_state
 from hvd_qsparse.optim.timing import StepTimer
-
-
-def _called_from_broadcast_optimizer_state(depth: int = 4) -> bool:
-    """True when ``hvd.broadcast_optimizer_state`` calls ``step()`` to create a fresh optimizer's
-    state. Horovod then steps only the inner optimizer of its own wrapper, and may do so on some
-    ranks only (those whose state is empty), so no collective may run: the same here."""
-    frame = sys._getframe(2)
-    for _ in range(depth):
-        if frame is None:
-            return False
-        code = frame.f_code
-        if code.co_name == "broadcast_optimizer_state" and code.co_filename.endswith(
-                os.path.join("horovod", "torch", "functions.py")):
-            return True
-        frame = frame.f_back
-    return False
 
 
 class WrappedOptimizer(TorchStateFormat, torch.optim.Optimizer):
@@ -163,7 +145,7 @@ class WrappedOptimizer(TorchStateFormat, torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        if _called_from_broadcast_optimizer_state():
+        if called_from_broadcast_optimizer_state():
             self.optimizer.step()  # only creates the inner state, as Horovod does for its own wrapper
             return loss
         amp = AmpInputs.of(self)

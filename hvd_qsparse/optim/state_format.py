@@ -7,11 +7,29 @@ bit history). Memories differ per rank: save one file per rank to resume exactly
 ``load_state_dict`` takes that, or a plain torch optimizer state dict; the algorithm's state
 then starts fresh, with a warning.
 """
+import os
+import sys
 import warnings
 
 import torch
 
 STATE_KEY = "hvd_qsparse"
+
+
+def called_from_broadcast_optimizer_state(depth: int = 4) -> bool:
+    """True when ``hvd.broadcast_optimizer_state`` calls ``step()`` to create a fresh optimizer's
+    state. Horovod then steps only the inner optimizer of its own wrapper, and may do so on some
+    ranks only (those whose state is empty), so no collective may run: the same here."""
+    frame = sys._getframe(2)
+    for _ in range(depth):
+        if frame is None:
+            return False
+        code = frame.f_code
+        if code.co_name == "broadcast_optimizer_state" and code.co_filename.endswith(
+                os.path.join("horovod", "torch", "functions.py")):
+            return True
+        frame = frame.f_back
+    return False
 
 
 class TorchStateFormat:
