@@ -26,6 +26,7 @@ import torch
 from hvd_qsparse.algorithms.doublesqueeze_state import SERVER_LAYOUTS, DoubleSqueezeState
 from hvd_qsparse.algorithms.registry import register_algorithm
 from hvd_qsparse.comm import JoinInProgress, Message
+from hvd_qsparse.comm.join_fallback import dense_sum
 from hvd_qsparse.compression import Compressor, create
 from hvd_qsparse.ops import derive_seed
 from hvd_qsparse.optim import LocalReport, Verdict, WrappedOptimizer, agree, read_grad, write_grad
@@ -85,17 +86,24 @@ class DoubleSqueeze(WrappedOptimizer):
             return verdict
         with self.timer.phase("communicate"):
             try:
-                result = self.exchange.exchange(messages, name="doublesqueeze")
-            except JoinInProgress as error:
-                state.worker_memory.restore(snapshot)
-                raise RuntimeError("doublesqueeze cannot step while a rank has called hvd.join(): every rank "
-                                   "serves a shard of the server pass; give every rank the same number of "
-                                   "batches (e.g. DistributedSampler(drop_last=True))") from error
+                result = self.exchange.exchange(messages, name=self._fresh_name("doublesqueeze"))
+            except JoinInProgress:
+                return self._joined_step(messages, writeback, verdict)
         factor = writeback * (self.comm.size if self.options.op == "sum" else 1)
         self._write_gradients(result.update.mul_(factor))
         state.bits.record(step, 8 * result.sent_bytes, result.analytic_bits, 32 * self.flat_numel())
         state.bits_received += 8 * result.received_bytes
         state.last_messages, state.last_round = messages, result
+        return verdict
+
+    def _joined_step(self, messages: List[Message], writeback: float, verdict: Verdict) -> Verdict:
+        """A rank has called ``hvd.join()``: the servers of its shards are gone, so this step the
+        workers' v_i are summed by a dense allreduce (joined ranks contribute zeros) and their
+        mean is the update, without the server's second squeeze; the server memories wait."""
+        totals, _, sent = dense_sum(self.comm, self.dstate.compressor, messages, "doublesqueeze")
+        scale = self.options.reduce_scale(self.comm.size) * (self.comm.size if self.options.op == "sum" else 1)
+        self._write_gradients(torch.cat(totals).mul_(scale * writeback))
+        self.dstate.bits.record(self.dstate.step, 8 * sent, 8 * sent, 32 * self.flat_numel())
         return verdict
 
     def _flat_gradient(self) -> torch.Tensor:

@@ -1,8 +1,9 @@
 """hvd.join() with uneven batches: rank 1 runs out after 4 steps, rank 0 trains 7, then both join.
 
 The identity compressor matches stock Horovod (1e-6), whose averages divide by the full size
-while joined ranks contribute zeros. Lossy exchanges (topk+sign at H = 1 and H = 3, GD-SEC) meet
-Horovod's refusal of allgathers under join and fall back to a dense allreduce: rank 0 finishes
+while joined ranks contribute zeros. Lossy exchanges (topk+sign at H = 1 and H = 3, GD-SEC, DoubleSqueeze) meet
+Horovod's refusal of allgathers under join and fall back to a dense allreduce (DoubleSqueeze: of
+the workers' messages, without the server pass, whose shards' servers are gone): rank 0 finishes
 every step with finite, moving parameters, and those steps count dense bits.
 """
 import horovod.torch as hvd
@@ -37,7 +38,8 @@ def main():
     start = flat_params(make_model())
     for name, options in (("topk+sign H=1", dict(compressor="topk+sign", ratio=0.3)),
                           ("topk+sign H=3", dict(compressor="topk+sign", ratio=0.3, local_steps=3)),
-                          ("gdsec", dict(algorithm="gdsec", xi=1.0))):
+                          ("gdsec", dict(algorithm="gdsec", xi=1.0)),
+                          ("doublesqueeze", dict(algorithm="doublesqueeze", compressor="sign"))):
         params, opt = run(lambda m, o: hvd_qsparse.DistributedOptimizer(o, m.named_parameters(), **options))
         assert torch.isfinite(params).all() and (params - start).abs().max() > 1e-3, name
         assert opt.step_count == STEPS[hvd.rank()], f"{name}: {opt.step_count} steps"
