@@ -4,7 +4,8 @@ Usage: dropin_amp.py H
 
 - Loss scaling changes nothing: with GradScaler (init 1024, growing every 3 steps, so the scale
   changes and the hooks' exchange is redone), topk+sign trains to the same parameters as
-  without a scaler (1e-6), and the identity compressor matches stock Horovod without a scaler.
+  without a scaler (1e-6), so do DoubleSqueeze and GD-SEC, and the identity compressor matches
+  stock Horovod without a scaler.
 - An overflow on rank 1 only (its loss times inf) is skipped on both ranks: parameters, memories
   and step counters untouched, rank 1's scaler backs off, training goes on with no hang.
 - Horovod's recipe (synchronize; unscale_; clip; skip_synchronize: scaler.step) with an overflow
@@ -86,6 +87,15 @@ def main(local_steps):
     scaled = train(*build("topk+sign", local_steps), scaler=scaler())
     assert (plain - scaled).abs().max().item() <= ATOL, f"GradScaler changed topk+sign: {(plain - scaled).abs().max()}"
     if local_steps == 1:
+        for algorithm, options in (("doublesqueeze", dict(compressor="sign")), ("gdsec", dict(xi=1.0))):
+            runs = []
+            for with_scaler in (False, True):
+                model = make_model()
+                opt = hvd_qsparse.DistributedOptimizer(torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9),
+                                                       model.named_parameters(), algorithm=algorithm, **options)
+                opt.broadcast_state()
+                runs.append(train(model, opt, scaler=scaler() if with_scaler else None))
+            assert (runs[0] - runs[1]).abs().max().item() <= ATOL, f"GradScaler changed {algorithm}"
         stock = train(*build(None, 1, stock=True))
         mine = train(*build("none", 1), scaler=scaler())
         assert (stock - mine).abs().max().item() <= ATOL, "GradScaler step differs from dense stock Horovod"
