@@ -215,7 +215,7 @@ class QsparseAsyncLocalSGD(WrappedOptimizer):
                 all_indices.append(indices + self.layout.offset(name))
             all_values.append(values)
             analytic += compressor.analytic_bits(ctx.numel)
-        values = torch.cat(all_values).mul_(-self.options.reduce_scale(size))
+        values = torch.cat(all_values).div_(-(size if self.options.op == "average" else 1))
         indices = torch.cat(all_indices).to(torch.int32) if all_indices else None
         return indices, values, analytic
 

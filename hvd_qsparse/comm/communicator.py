@@ -93,7 +93,11 @@ class HorovodCommunicator:
         return hvd.allgather_async(tensor, name=name, process_set=self.process_set)
 
     def allgather(self, tensor: torch.Tensor, name: str) -> torch.Tensor:
-        return self.synchronize(self.allgather_async(tensor, name))
+        try:
+            return hvd.allgather(tensor, name=name, process_set=self.process_set)
+        except hvd.HorovodInternalError as error:
+            _raise_join(error)
+            raise
 
     def alltoall(self, tensor: torch.Tensor, splits: torch.Tensor, name: str):
         try:
