@@ -43,6 +43,8 @@ class BitCounter:
 
     def record_control(self, step: int, bits: int) -> None:
         """Add the agreement flags' bits of ``step`` (kept apart from the payloads' ``sent``)."""
+        if not bits:
+            return
         if self.history and self.history[-1].step == step:
             self.history[-1].control += bits
         else:

@@ -72,6 +72,8 @@ class HorovodOptions:
         if f != 1.0 and self.op != "average":
             raise ValueError("gradient_predivide_factor not supported with op != Average")
         self.groups = check_groups(self.groups)
+        if self.process_set is not None and HorovodCommunicator(self.process_set).is_global:
+            self.process_set = None  # hvd.global_process_set given explicitly: the default
         if not isinstance(self.sparse_as_dense, bool):
             raise ValueError(f"sparse_as_dense must be True or False, got {self.sparse_as_dense!r}")
 

@@ -52,6 +52,14 @@ def test_refused_with_the_keyword_named(keywords, message):
         hvd_qsparse.DistributedOptimizer(inner, model.named_parameters(), **keywords)
 
 
+def test_global_process_set_given_explicitly_is_the_default():
+    model, inner = model_and_sgd()
+    opt = hvd_qsparse.DistributedOptimizer(inner, model.named_parameters(), algorithm="qsparse-async",
+                                           compressor="topk", ratio=0.5, process_set=hvd.global_process_set)
+    assert opt.options.process_set is None
+    opt.finish()
+
+
 def test_groups_become_buckets():
     model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, 2))
     named = list(model.named_parameters())
