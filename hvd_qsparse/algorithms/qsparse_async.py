@@ -105,6 +105,10 @@ class QsparseAsyncLocalSGD(WrappedOptimizer):
     def _averages_gradients(self) -> bool:
         return False
 
+    def _check_can_add_params(self) -> None:
+        raise ValueError("qsparse-async: add_param_group is not supported: the window holding x̂ is laid out "
+                         "once, for the parameters given at construction")
+
     def _reset_algorithm_state(self) -> None:
         if self.started:
             raise RuntimeError("qsparse-async: load_state_dict must come before the first step")

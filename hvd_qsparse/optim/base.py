@@ -249,6 +249,7 @@ class WrappedOptimizer(TorchStateFormat, torch.optim.Optimizer):
         """Add a group to the wrapped optimizer; its parameters join the exchange (call it on
         every rank alike). Names: ``param_group["names"]`` if given, else ``group{g}.param{i}``."""
         names = param_group.pop("names", None)
+        self._check_can_add_params()
         self.optimizer.add_param_group(param_group)
         g, params = len(self.param_groups) - 1, self.param_groups[-1]["params"]
         names = names or [f"group{g}.param{i}" for i in range(len(params))]
@@ -256,7 +257,6 @@ class WrappedOptimizer(TorchStateFormat, torch.optim.Optimizer):
         added = [(n, p) for n, p in zip(names, params) if p.requires_grad]
         if any(n in taken for n, _ in added):
             raise ValueError(f"add_param_group: names {[n for n, _ in added if n in taken]} are already used")
-        self._check_can_add_params()
         self.named_params += added
         self._model_checked = False
         self._on_params_added(added)

@@ -57,6 +57,9 @@ def test_global_process_set_given_explicitly_is_the_default():
     opt = hvd_qsparse.DistributedOptimizer(inner, model.named_parameters(), algorithm="qsparse-async",
                                            compressor="topk", ratio=0.5, process_set=hvd.global_process_set)
     assert opt.options.process_set is None
+    with pytest.raises(ValueError, match="add_param_group is not supported"):
+        opt.add_param_group({"params": [torch.nn.Parameter(torch.zeros(2))]})
+    assert len(opt.param_groups) == 1, "the refused group reached the inner optimizer"
     opt.finish()
 
 
