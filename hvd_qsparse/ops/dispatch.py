@@ -5,6 +5,7 @@ reference with its faster CPU paths (``cpu_fast``) for CPU tensors.
 a suspected kernel bug is ruled in or out without changing code.
 """
 import importlib
+import logging
 import os
 from functools import lru_cache
 
@@ -16,6 +17,7 @@ from hvd_qsparse.ops.reference import TorchOps
 REFERENCE = TorchOps()
 FAST_CPU = FastCpuOps()
 ENV_VAR = "HVD_QSPARSE_OPS"
+log = logging.getLogger(__name__)
 
 
 def force_reference() -> bool:
@@ -23,13 +25,22 @@ def force_reference() -> bool:
     return os.environ.get(ENV_VAR, "auto").lower() in ("reference", "torch")
 
 
+#: why the CuPy backend is not in use (None while it is, or before a CUDA tensor asked for it)
+CUDA_BACKEND_UNAVAILABLE = None
+
+
 @lru_cache(maxsize=1)
 def _cuda_backend():
-    """The CuPy backend, or None where CuPy, a GPU or the kernel module is missing."""
+    """The CuPy backend, or None where CuPy, a GPU or the kernel module is missing; the reason
+    is kept in ``CUDA_BACKEND_UNAVAILABLE`` and logged once, so a fallback is never silent."""
+    global CUDA_BACKEND_UNAVAILABLE
     try:
         module = importlib.import_module("hvd_qsparse.ops.cupy_ops")
         return module.CupyOps()
-    except Exception:  # ImportError, no CUDA driver, kernel compile failure: use the reference
+    except Exception as error:  # ImportError, no CUDA driver, kernel compile failure: use the reference
+        CUDA_BACKEND_UNAVAILABLE = f"{type(error).__name__}: {error}"
+        log.warning("hvd_qsparse: CUDA tensors use the torch reference ops, not CuPy kernels (%s)",
+                    CUDA_BACKEND_UNAVAILABLE)
         return None
 
 
