@@ -101,7 +101,7 @@ class DoubleSqueeze(WrappedOptimizer):
         workers' v_i are summed by a dense allreduce (joined ranks contribute zeros) and their
         mean is the update, without the server's second squeeze; the server memories wait."""
         totals, _, sent = dense_sum(self.comm, self.dstate.compressor, messages, "doublesqueeze")
-        scale = self.options.reduce_scale(self.comm.size) * (self.comm.size if self.options.op == "sum" else 1)
+        scale = self.options.reduce_scale(self.comm.size)  # the mean for Average, the sum for Sum
         self._write_gradients(torch.cat(totals).mul_(scale * writeback))
         self.dstate.bits.record(self.dstate.step, 8 * sent, 8 * sent, 32 * self.flat_numel())
         return verdict

@@ -79,7 +79,7 @@ class ThresholdSparsifier(Compressor):
 
     @staticmethod
     def analytic_bits_for(k: int, numel: int) -> int:
-        """k·(⌈log2 d⌉ + 32): the ``topk`` row of ALGORITHMS.md's table with a data-dependent k."""
+        """k·(⌈log2 d⌉ + 32): the ``topk`` row of docs/algorithms.md's table with a data-dependent k."""
         return k * (ceil_log2(numel) + VALUE_BITS)
 
     def analytic_bits(self, numel: int) -> int:

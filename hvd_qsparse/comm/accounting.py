@@ -15,7 +15,7 @@ class StepBits:
 
     step: int
     sent: int       # bits of the real buffers
-    analytic: int   # ALGORITHMS.md's figure for the same payloads
+    analytic: int   # docs/algorithms.md's figure for the same payloads
     dense: int      # 32·d: what an uncompressed fp32 allreduce would have sent
     control: int = 0  # bits of the small agreement flags (``optim.agreement``), apart from payloads
 

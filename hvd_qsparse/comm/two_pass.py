@@ -60,7 +60,7 @@ class ServerRound:
     replies: Dict[int, torch.Tensor] = field(default_factory=dict)  # shard → decoded reply it sent
     sent_bytes: int = 0       # buffers handed to the collectives (both passes)
     received_bytes: int = 0   # bytes that arrived from other ranks (both passes)
-    analytic_bits: int = 0    # ALGORITHMS.md's figure for the payloads this rank handed over
+    analytic_bits: int = 0    # docs/algorithms.md's figure for the payloads this rank handed over
 
 
 class TwoPassExchange(ABC):

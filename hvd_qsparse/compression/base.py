@@ -84,7 +84,7 @@ class Compressor(_HorovodCompressor, metaclass=ABCMeta):
 
     @abstractmethod
     def analytic_bits(self, numel: int) -> int:
-        """The bit count of ALGORITHMS.md's table for ``numel`` entries."""
+        """The bit count of docs/algorithms.md's operator table for ``numel`` entries."""
 
     # --- Horovod's interface --------------------------------------------------------------
     def compress(self, tensor: torch.Tensor, seed: Optional[int] = None, stream: int = 0, check_finite: bool = True):

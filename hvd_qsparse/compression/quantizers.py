@@ -1,4 +1,4 @@
-"""Dense quantizers: identity, fp16, QSGD and scaled sign (ALGORITHMS.md's operator table).
+"""Dense quantizers: identity, fp16, QSGD and scaled sign (docs/algorithms.md's operator table).
 
 Each one also quantizes the k values that a sparsifier keeps (``topk+qsgd`` etc.), with its d
 being k there.

@@ -1,4 +1,4 @@
-"""QComp_k = Q ∘ Comp_k: sparsify, then quantize the k kept values (ALGORITHMS.md).
+"""QComp_k = Q ∘ Comp_k: sparsify, then quantize the k kept values (docs/algorithms.md).
 
 Payload: the quantizer's parts for the k values, then (unless the indices come from a shared
 seed) the ascending indices packed in ⌈log2 d⌉ bits each.

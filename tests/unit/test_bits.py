@@ -1,4 +1,4 @@
-"""Bits on the wire: real payload sizes against ALGORITHMS.md's analytic figures.
+"""Bits on the wire: real payload sizes against docs/algorithms.md's analytic figures.
 
 Bound used below (per compressor, per tensor): with P the number of payload parts,
 
@@ -23,7 +23,7 @@ CONFIGS = [(0.01, 256), (0.3, 1), (0.5, 7)]
 
 
 def table_bits(name, d, ratio, levels):
-    """The bit column of ALGORITHMS.md's operator table, written out independently."""
+    """The bit column of docs/algorithms.md's operator table, written out independently."""
     k = min(d, max(1, math.ceil(ratio * d)))
     quant = {
         "none": lambda n: 32 * n,
@@ -84,7 +84,7 @@ def test_topk_sign_far_under_dense(ratio, fraction, k):
 
 
 def test_sign_and_qsgd_pack_signs_not_bytes():
-    """A byte per sign would be a defect (ALGORITHMS.md): 1 bit per sign, ceil(log2(s+1)) per level."""
+    """A byte per sign would be a defect (docs/algorithms.md): 1 bit per sign, ceil(log2(s+1)) per level."""
     d = 80000
     assert payload_bytes(create("sign").compress(randn(d))[0]) == 4 + d // 8
     payload, _ = create("qsgd", levels=1).compress(randn(d), seed=0)

@@ -79,7 +79,7 @@ def test_none_is_exact(dtype):
     x = randn(*SHAPE, seed=2, dtype=dtype)
     y = comp.decompress(*comp.compress(x))
     if dtype == torch.float64:
-        # the 'none' payload is dense fp32 (ALGORITHMS.md): exact up to fp32 rounding
+        # the 'none' payload is dense fp32 (docs/algorithms.md): exact up to fp32 rounding
         assert torch.equal(y, x.float().double())
     else:
         assert torch.equal(y, x)

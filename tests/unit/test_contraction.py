@@ -1,4 +1,4 @@
-"""Biased operators are contractions: ||x - C(x)||^2 <= (1 - delta) ||x||^2 (ALGORITHMS.md).
+"""Biased operators are contractions: ||x - C(x)||^2 <= (1 - delta) ||x||^2 (docs/algorithms.md).
 
 Deterministic operators are checked on every input (with a 1e-5 relative slack for float32
 rounding); randomized ones in expectation over seeds (mean over the stated number of seeds,
