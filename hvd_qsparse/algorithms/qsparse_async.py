@@ -41,6 +41,7 @@ from hvd_qsparse.compression import Compressor, NoneCompressor, SparseCompressor
 from hvd_qsparse.ops import derive_seed
 from hvd_qsparse.optim import AmpInputs, WrappedOptimizer
 from hvd_qsparse.optim.grads import unscale_grads_
+from hvd_qsparse.optim.state_format import called_from_broadcast_optimizer_state
 
 STEPS_COUNTER = 0  # window counter: local steps pushed by all ranks
 
@@ -173,6 +174,9 @@ class QsparseAsyncLocalSGD(WrappedOptimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
+        if called_from_broadcast_optimizer_state():
+            self.optimizer.step()  # only creates the inner state (see optim.state_format)
+            return loss
         amp = AmpInputs.of(self)
         self.start()
         if amp.overflow:

@@ -250,13 +250,13 @@ class WrappedOptimizer(TorchStateFormat, torch.optim.Optimizer):
         every rank alike). Names: ``param_group["names"]`` if given, else ``group{g}.param{i}``."""
         names = param_group.pop("names", None)
         self._check_can_add_params()
+        taken = {n for n, _ in self.named_params}
+        if names and any(n in taken for n in names):
+            raise ValueError(f"add_param_group: names {[n for n in names if n in taken]} are already used")
         self.optimizer.add_param_group(param_group)
         g, params = len(self.param_groups) - 1, self.param_groups[-1]["params"]
         names = names or [f"group{g}.param{i}" for i in range(len(params))]
-        taken = {n for n, _ in self.named_params}
         added = [(n, p) for n, p in zip(names, params) if p.requires_grad]
-        if any(n in taken for n, _ in added):
-            raise ValueError(f"add_param_group: names {[n for n, _ in added if n in taken]} are already used")
         self.named_params += added
         self._model_checked = False
         self._on_params_added(added)

@@ -57,6 +57,8 @@ def test_global_process_set_given_explicitly_is_the_default():
     opt = hvd_qsparse.DistributedOptimizer(inner, model.named_parameters(), algorithm="qsparse-async",
                                            compressor="topk", ratio=0.5, process_set=hvd.global_process_set)
     assert opt.options.process_set is None
+    hvd.broadcast_optimizer_state(opt, root_rank=0)
+    assert opt.step_count == 0 and not opt.started, "broadcast_optimizer_state took an async step"
     with pytest.raises(ValueError, match="add_param_group is not supported"):
         opt.add_param_group({"params": [torch.nn.Parameter(torch.zeros(2))]})
     assert len(opt.param_groups) == 1, "the refused group reached the inner optimizer"
@@ -83,3 +85,11 @@ def test_methods_horovod_scripts_call():
     assert loss is not None and opt.step_count == 1
     opt.zero_grad(set_to_none=False)
     assert all(p.grad is not None and not p.grad.any() for p in model.parameters())
+
+
+def test_add_param_group_refuses_a_taken_name_before_the_inner_optimizer_sees_it():
+    model, inner = model_and_sgd()
+    opt = hvd_qsparse.DistributedOptimizer(inner, model.named_parameters(), compressor="topk", ratio=0.5)
+    with pytest.raises(ValueError, match="already used"):
+        opt.add_param_group({"params": [torch.nn.Parameter(torch.zeros(2))], "names": ["weight"]})
+    assert len(opt.param_groups) == 1
