@@ -26,11 +26,19 @@ def payload_sizes(messages: Sequence[Message], flag: Optional[int] = None) -> to
 FLAG_BYTES = 4  # an int32 flag, aligned, at the end of a rank's buffer when one rides along
 
 
+def rank_segments(sizes: List[List[int]], ranks: int, extra: int = 0):
+    """``(starts, totals)`` of each rank's segment in a gathered buffer, from the per-message,
+    per-rank sizes, with ``extra`` bytes after each rank's payloads."""
+    totals = [sum(row[r] for row in sizes) + extra for r in range(ranks)]
+    return [sum(totals[:r]) for r in range(ranks)], totals
+
+
 class _PendingAllgather(Pending):
-    def __init__(self, exchange, messages, buf, handle, size_handle, flagged):
+    def __init__(self, exchange, messages, buf, handle, size_handle, name, flag):
         self.exchange, self.messages, self.handle, self.size_handle = exchange, messages, handle, size_handle
-        self.flagged = flagged  # in the buffer's tail (fixed sizes) or the sizes' (variable sizes)
-        self.control_bytes = (FLAG_BYTES if size_handle is None else 8) if flagged else 0
+        self.name, self.flag = name, flag
+        self.flagged = flag is not None  # in the buffer's tail (fixed sizes) or the sizes' (variable sizes)
+        self.control_bytes = (FLAG_BYTES if size_handle is None else 8) if self.flagged else 0
         sizes = 8 * len(messages) if size_handle is not None else 0
         self.sent_bytes = buf.numel() + sizes - (self.control_bytes if size_handle is None else 0)
 
@@ -53,12 +61,9 @@ class _PendingAllgather(Pending):
             return self.exchange.decode(gathered, self.messages, sizes.t().tolist())
         if not self.flagged:
             return self.exchange.decode(gathered, self.messages, per_message)
-        ends = torch.tensor(per_message, dtype=torch.int64).reshape(len(self.messages), comm.size).sum(0)
-        starts = torch.cumsum(ends + FLAG_BYTES, 0) - ends - FLAG_BYTES
-        self.flags = [int(gathered[s + e: s + e + FLAG_BYTES].view(torch.int32)) for s, e in
-                      zip(starts.tolist(), ends.tolist())]
+        starts, totals = rank_segments(per_message, comm.size, FLAG_BYTES)
+        self.flags = [int(gathered[s + t - FLAG_BYTES: s + t].view(torch.int32)) for s, t in zip(starts, totals)]
         return self.exchange.decode(gathered, self.messages, per_message, extra=FLAG_BYTES)
-
 
     def _joined(self) -> List[torch.Tensor]:
         """Some rank has called ``hvd.join()``: the dense sum through an allreduce instead."""
@@ -88,17 +93,14 @@ class AllgatherExchange(Exchange):
         elif flag is not None:
             parts.append(torch.tensor([flag], dtype=torch.int32, device=parts[0].device if parts else "cpu"))
         buf = join_parts(parts)
-        pending = _PendingAllgather(self, messages, buf, self.comm.allgather_async(buf, name=name), size_handle,
-                                    flag is not None)
-        pending.name, pending.flag = name, flag
-        return pending
+        return _PendingAllgather(self, messages, buf, self.comm.allgather_async(buf, name=name), size_handle,
+                                 name, flag)
 
     def decode(self, gathered: torch.Tensor, messages: Sequence[Message], sizes: List[List[int]], extra: int = 0):
         """Split the gathered buffer (rank-major, ``extra`` bytes after each rank's payloads)
         and decode each tensor over all ranks."""
         ranks = len(sizes[0]) if sizes else 0
-        rank_totals = [sum(sizes[i][r] for i in range(len(messages))) + extra for r in range(ranks)]
-        rank_starts = [sum(rank_totals[:r]) for r in range(ranks)]
+        rank_starts, _ = rank_segments(sizes, ranks, extra)
         results, within = [], [0] * ranks
         for i, message in enumerate(messages):
             payloads = []

@@ -15,15 +15,20 @@ import torch
 from hvd_qsparse.ops import as_bytes
 
 
+def decode_own(compressor, messages: Sequence) -> torch.Tensor:
+    """This rank's payloads decoded, one flat fp32 vector (what a dense allreduce then sums)."""
+    parts = [compressor.decompress_sum([as_bytes(m.payload)], m.ctx).reshape(-1).float() for m in messages]
+    return torch.cat(parts) if parts else torch.zeros(0)
+
+
 def dense_sum(comm, compressor, messages: Sequence, name: str,
               flag: Optional[int] = None) -> Tuple[List[torch.Tensor], Optional[List[int]], int]:
     """``(sums per message, every rank's flag or None, bytes this rank sent)``."""
-    parts = [compressor.decompress_sum([as_bytes(m.payload)], m.ctx).reshape(-1).float() for m in messages]
+    buf = decode_own(compressor, messages)
     if flag is not None:
         flags = torch.zeros(comm.size, dtype=torch.float32)
         flags[comm.rank] = float(flag)
-        parts.append(flags)
-    buf = torch.cat(parts) if parts else torch.zeros(0)
+        buf = torch.cat([buf, flags])
     summed = comm.synchronize(comm.allreduce_async(buf, name=f"{name}.joined"))
     sizes = [m.ctx.numel for m in messages]
     totals = list(summed[:sum(sizes)].split(sizes))

@@ -20,8 +20,8 @@ import torch
 from hvd_qsparse.comm.allgather import AllgatherExchange, payload_sizes
 from hvd_qsparse.comm.base import Exchange, Message, Pending
 from hvd_qsparse.comm.communicator import JoinInProgress
-from hvd_qsparse.comm.join_fallback import dense_sum
-from hvd_qsparse.ops import as_bytes, join_parts
+from hvd_qsparse.comm.join_fallback import decode_own, dense_sum
+from hvd_qsparse.ops import join_parts
 
 #: Dense when the ranks' sparse payloads total more than this many dense fp32 vectors.
 DENSE_FACTOR = 2
@@ -92,8 +92,7 @@ class SparseOrDenseExchange(Exchange):
         dense_numel = sum(m.ctx.numel for m in messages)
         if int(sizes.sum()) > DENSE_FACTOR * 4 * dense_numel:
             self.dense_steps += 1
-            decoded = torch.cat([self.compressor.decompress_sum([as_bytes(m.payload)], m.ctx).reshape(-1).float()
-                                 for m in messages])
+            decoded = decode_own(self.compressor, messages)
             handle = self.comm.allreduce_async(decoded, name=f"{name}.dense")
             return _PendingDense(self.comm, messages, handle, size_bytes + 4 * dense_numel)
         self.sparse_steps += 1
