@@ -3,7 +3,7 @@
 # distributed gradient descent on L2-regularised logistic regression (scikit-learn's digits,
 # one-vs-rest). Without flags it runs --grid: GD, then GD-SEC for each (β, ξ), and prints the
 # bits each needs to reach a relative optimality gap of 1e-6. Flags go to
-# `python -m hvd_qsparse.cli.convex`, e.g.
+# `python -m hvd_qsparse.jobs.convex`, e.g.
 #   bash launch/convex.sh --algorithm gdsec --xi 1.5 --beta 1
 #   bash launch/convex.sh --grid --dataset breast_cancer --xi-grid 1,3
 # Environment: NP ranks (default 2); HOSTS="node1:2,node2:2" or HOSTFILE=path (horovodrun's
@@ -17,4 +17,4 @@ hosts=()
 args=("$@")
 [[ ${#args[@]} -eq 0 ]] && args=(--grid)
 exec horovodrun -np "${NP:-2}" "${hosts[@]}" --mpi-args="${MPI_ARGS:---oversubscribe --bind-to none}" \
-  python -m hvd_qsparse.cli.convex "${args[@]}"
+  python -m hvd_qsparse.jobs.convex "${args[@]}"

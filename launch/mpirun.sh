@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The main job through plain mpirun (Debian's OpenMPI): set everything up (idempotent), then
-# train. Flags go to `python -m hvd_qsparse.train`, e.g.
+# train. Flags go to `python -m hvd_qsparse.jobs.train`, e.g.
 #   NP=4 bash launch/mpirun.sh --algorithm doublesqueeze --compressor sign
 # Environment: NP ranks (default 2); HOSTS="node1:2,node2:2" or HOSTFILE=path (mpirun's
 # -H / --hostfile); MPI_ARGS replaces the default "--oversubscribe --bind-to none". Running as
@@ -13,4 +13,4 @@ hosts=()
 [[ -n ${HOSTFILE:-} ]] && hosts=(--hostfile "$HOSTFILE")
 read -r -a mpi_args <<<"${MPI_ARGS:---oversubscribe --bind-to none}"
 exec mpirun -np "${NP:-2}" "${hosts[@]}" "${mpi_args[@]}" -x PATH -x OMP_NUM_THREADS \
-  -x OMPI_ALLOW_RUN_AS_ROOT -x OMPI_ALLOW_RUN_AS_ROOT_CONFIRM python -m hvd_qsparse.train "$@"
+  -x OMPI_ALLOW_RUN_AS_ROOT -x OMPI_ALLOW_RUN_AS_ROOT_CONFIRM python -m hvd_qsparse.jobs.train "$@"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The main job through horovodrun: set everything up (idempotent), then train on
-# scikit-learn's digits. Flags go to `python -m hvd_qsparse.train`, e.g.
+# scikit-learn's digits. Flags go to `python -m hvd_qsparse.jobs.train`, e.g.
 #   bash launch/train.sh --compressor topk+qsgd --local-steps 8
 # Environment: NP ranks (default 2); HOSTS="node1:2,node2:2" or HOSTFILE=path (horovodrun's
 # -H / -hostfile) for several machines; MPI_ARGS for mpirun (default: oversubscribe, no binding).
@@ -11,4 +11,4 @@ hosts=()
 [[ -n ${HOSTS:-} ]] && hosts=(-H "$HOSTS")
 [[ -n ${HOSTFILE:-} ]] && hosts=(-hostfile "$HOSTFILE")
 exec horovodrun -np "${NP:-2}" "${hosts[@]}" --mpi-args="${MPI_ARGS:---oversubscribe --bind-to none}" \
-  python -m hvd_qsparse.train "$@"
+  python -m hvd_qsparse.jobs.train "$@"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The elastic RI-SGD job on this machine: NP workers (default 3, at most 3 host names unless
 # HVD_QSPARSE_EXTRA_HOSTS adds some, see discover_hosts.sh), going on with MIN_NP (default NP-1)
-# after losing workers. Flags go to `python -m hvd_qsparse.train_elastic`, e.g.
+# after losing workers. Flags go to `python -m hvd_qsparse.jobs.train_elastic`, e.g.
 #   bash launch/train_elastic.sh --compressor none --redundancy 2 --local-steps 4 --non-iid
 # `--network-interfaces lo` keeps Gloo and the driver on the loopback (without it the launcher
 # hung here); HOROVOD_GLOO_TIMEOUT_SECONDS bounds how long survivors wait for a dead peer.
@@ -11,4 +11,4 @@ cd "$HVD_QSPARSE_ROOT"
 NP="${NP:-3}"
 exec horovodrun --gloo -np "$NP" --min-np "${MIN_NP:-$((NP - 1))}" --max-np "$NP" \
   --host-discovery-script "$HVD_QSPARSE_ROOT/launch/discover_hosts.sh" --network-interfaces lo \
-  python -m hvd_qsparse.train_elastic "$@"
+  python -m hvd_qsparse.jobs.train_elastic "$@"

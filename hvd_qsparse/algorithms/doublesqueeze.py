@@ -23,13 +23,13 @@ from typing import List
 
 import torch
 
+from hvd_qsparse.algorithms.doublesqueeze_server import DoubleSqueezeServer
 from hvd_qsparse.algorithms.doublesqueeze_state import SERVER_LAYOUTS, DoubleSqueezeState
 from hvd_qsparse.algorithms.registry import register_algorithm
-from hvd_qsparse.comm import JoinInProgress, Message
+from hvd_qsparse.comm import JoinInProgress, Message, make_exchange
 from hvd_qsparse.comm.join_fallback import dense_sum
 from hvd_qsparse.compression import Compressor, create
-from hvd_qsparse.ops import derive_seed
-from hvd_qsparse.optim import LocalReport, Verdict, WrappedOptimizer, agree, read_grad, write_grad
+from hvd_qsparse.optim import Batch, LocalReport, Verdict, WrappedOptimizer, agree, read_grad, write_grad
 
 
 @register_algorithm("doublesqueeze")
@@ -61,7 +61,8 @@ class DoubleSqueeze(WrappedOptimizer):
     def _new_algorithm_state(self) -> DoubleSqueezeState:
         compressor, layout, memory, seed = self._hyperparameters
         state = DoubleSqueezeState(compressor, self.comm.size, self.flat_numel(), layout, memory, seed)
-        self.exchange = state.make_exchange(self.comm)
+        server = DoubleSqueezeServer(compressor, state.server_memory)
+        self.exchange = make_exchange(layout, compressor, self.comm, serve=server.serve)
         return state
 
     @property
@@ -78,22 +79,18 @@ class DoubleSqueeze(WrappedOptimizer):
         """Both compression passes on this step's gradients; v becomes the gradient."""
         state, step = self.dstate, self.dstate.step
         snapshot = state.worker_memory.snapshot()
-        with self.timer.phase("compress"):
-            messages = self._worker_pass(self._flat_gradient(), step, report)
+        batch = self._worker_pass(self._flat_gradient(), step, report)
         verdict = agree(self.comm, report, f"doublesqueeze.s{step}")
         if verdict.non_finite:
             state.worker_memory.restore(snapshot)
             return verdict
-        with self.timer.phase("communicate"):
-            try:
-                result = self.exchange.exchange(messages, name=self._fresh_name("doublesqueeze"))
-            except JoinInProgress:
-                return self._joined_step(messages, writeback, verdict)
+        try:
+            round_ = self.pipeline.run(self.exchange, batch, self._fresh_name("doublesqueeze"), step)
+        except JoinInProgress:
+            return self._joined_step(batch.messages, writeback, verdict)
         factor = writeback * (self.comm.size if self.options.op == "sum" else 1)
-        self._write_gradients(result.update.mul_(factor))
-        state.bits.record(step, 8 * result.sent_bytes, result.analytic_bits, 32 * self.flat_numel())
-        state.bits_received += 8 * result.received_bytes
-        state.last_messages, state.last_round = messages, result
+        self._write_gradients(round_.totals[0].mul_(factor))
+        state.last_messages, state.last_round = batch.messages, round_.pending
         return verdict
 
     def _joined_step(self, messages: List[Message], writeback: float, verdict: Verdict) -> Verdict:
@@ -109,18 +106,12 @@ class DoubleSqueeze(WrappedOptimizer):
     def _flat_gradient(self) -> torch.Tensor:
         return torch.cat([read_grad(p, 1.0 / self.loss_scale).reshape(-1) for _, p in self.named_params])
 
-    def _worker_pass(self, flat: torch.Tensor, step: int, report: LocalReport) -> List[Message]:
-        """v_i = Q(g_i + δ_i) shard by shard; δ_i keeps the rest."""
-        state, rank = self.dstate, self.comm.rank
-        messages = []
-        for j, shard in enumerate(flat.split(state.shard_sizes)):
-            name = f"shard{j}"
-            payload, ctx, finite = state.worker_memory.compress_finite(
-                name, shard, state.compressor, seed=derive_seed(state.seed, step, name), stream=rank)
-            if not finite:
-                report.mark_bad(j)
-            messages.append(Message(payload, ctx))
-        return messages
+    def _worker_pass(self, flat: torch.Tensor, step: int, report: LocalReport) -> Batch:
+        """v_i = Q(g_i + δ_i) shard by shard (shard j marks index j when non-finite); δ_i keeps the rest."""
+        state = self.dstate
+        shards = [(f"shard{j}", shard) for j, shard in enumerate(flat.split(state.shard_sizes))]
+        return self.pipeline.compress(shards, state.compressor, state.worker_memory, seed=state.seed, step=step,
+                                      report=report)
 
     @torch.no_grad()
     def _write_gradients(self, update: torch.Tensor) -> None:
@@ -141,7 +132,7 @@ class DoubleSqueeze(WrappedOptimizer):
     # --- state ----------------------------------------------------------------------------
     @classmethod
     def add_arguments(cls, group) -> None:
-        group.add_argument("--server-layout", default="sharded", choices=list(SERVER_LAYOUTS),
+        group.add_argument("--server-layout", default="sharded", choices=SERVER_LAYOUTS,
                            help="sharded: rank j serves shard j (alltoall + allgather); ps: rank 0 serves "
                                 "all (gather + broadcast). DoubleSqueeze talks every step: --local-steps "
                                 "does not apply")

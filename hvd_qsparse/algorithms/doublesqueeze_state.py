@@ -1,14 +1,14 @@
 """All hyperparameters and state of DoubleSqueeze, in one object (as torch's PowerSGDState)."""
 from typing import List, Optional
 
-from hvd_qsparse.algorithms.qsparse_state import check_int
-from hvd_qsparse.comm import BitCounter, Message, ParameterServerExchange, ServerRound, ShardedServerExchange
+from hvd_qsparse.comm import BitCounter, Message, ServerRound
 from hvd_qsparse.comm import shard_sizes as plan_shards
 from hvd_qsparse.compression import Compressor
 from hvd_qsparse.error_feedback import ErrorFeedback
+from hvd_qsparse.validation import check_bool, check_choice, check_int
 
-#: ``--server-layout`` → the exchange that carries both passes
-SERVER_LAYOUTS = {"sharded": ShardedServerExchange, "ps": ParameterServerExchange}
+#: ``--server-layout``: the registered two-pass exchange that carries both passes
+SERVER_LAYOUTS = ("sharded", "ps")
 
 
 class DoubleSqueezeState:
@@ -27,11 +27,8 @@ class DoubleSqueezeState:
                  server_memory: bool = True, seed: int = 0):
         # --- hyperparameters --------------------------------------------------------------
         self.compressor = compressor
-        if server_layout not in SERVER_LAYOUTS:
-            raise ValueError(f"server_layout must be one of {', '.join(SERVER_LAYOUTS)}, got {server_layout!r}")
-        self.server_layout = server_layout
-        if not isinstance(server_memory, bool):
-            raise ValueError(f"server_memory must be True or False, got {server_memory!r}")
+        self.server_layout = check_choice("server_layout", server_layout, SERVER_LAYOUTS)
+        check_bool("server_memory", server_memory)
         self.seed = check_int("seed", seed, 0, "base random seed")
         # --- the shard plan: R contiguous near-equal shards of the flat gradient -------------
         self.ranks = check_int("ranks", ranks, 1, "the number of shards, one per rank")
@@ -41,15 +38,19 @@ class DoubleSqueezeState:
         self.server_memory: Optional[ErrorFeedback] = ErrorFeedback() if server_memory else None
         # --- counters -------------------------------------------------------------------------
         self.step = 0
-        self.bits = BitCounter()
-        self.bits_received = 0  # bits that arrived from other ranks, both passes, all steps
+        self.bits = BitCounter()  # sent and received (both passes), per step
         # --- the last step's exchange, for diagnostics (not checkpointed) ----------------------
         self.last_messages: List[Message] = []
         self.last_round: Optional[ServerRound] = None
 
-    def make_exchange(self, comm=None):
-        """The exchange of ``server_layout`` over ``comm``, sharing this state's server memory."""
-        return SERVER_LAYOUTS[self.server_layout](self.compressor, self.server_memory, comm)
+    @property
+    def bits_received(self) -> int:
+        """Bits that arrived from other ranks, both passes, all steps."""
+        return self.bits.total_received
+
+    @bits_received.setter
+    def bits_received(self, value: int) -> None:
+        self.bits.total_received = value
 
     def state_dict(self) -> dict:
         return {"step": self.step, "seed": self.seed, "compressor": self.compressor.name,

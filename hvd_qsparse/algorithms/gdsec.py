@@ -27,7 +27,7 @@ Nothing is lost: ĝ_m^k + e_m^{k+1} = ∇f_m(θ^k) + e_m^k for any β, hence
 exactly the workers' error terms.
 
 Implementation: e_m is an ``ErrorFeedback`` memory fed with v = ∇f_m − β ĝ_m and the
-``ThresholdSparsifier`` as the compressor, so the fp32 rounding of transmitted values lands in
+``compression.ThresholdSparsifier`` as the compressor, so the fp32 rounding of transmitted values lands in
 e_m too. The Δ̂_m^k of all tensors travel as variable-length (index, value) payloads in one
 fused variable-size allgather, after a small allgather of payload sizes that is counted in the
 bits; every rank decodes every payload and updates the server's view ĝ identically, so no
@@ -38,16 +38,14 @@ the Δ̂_m travels by a dense allreduce instead (``comm.SparseOrDenseExchange``)
 bytes. ``always_sparse=True`` (``--always-sparse``) keeps the paper's sparse messages at every
 step.
 """
-from typing import List, Tuple
-
 import torch
 
-from hvd_qsparse.algorithms.gdsec_codec import ThresholdSparsifier
-from hvd_qsparse.algorithms.gdsec_state import GdsecState, check_beta, check_xi
+from hvd_qsparse.algorithms.gdsec_state import GdsecState
 from hvd_qsparse.algorithms.registry import register_algorithm
-from hvd_qsparse.comm import AllgatherExchange, Message, SparseOrDenseExchange
-from hvd_qsparse.compression import NonFiniteInputError
-from hvd_qsparse.optim import LocalReport, Verdict, WrappedOptimizer, read_grad, write_grad
+from hvd_qsparse.comm import make_exchange
+from hvd_qsparse.compression import ThresholdSparsifier
+from hvd_qsparse.optim import Batch, LocalReport, Verdict, WrappedOptimizer, read_grad, write_grad
+from hvd_qsparse.validation import check_beta, check_xi
 
 
 @register_algorithm("gdsec")
@@ -73,8 +71,8 @@ class GDSEC(WrappedOptimizer):
         self._hyperparameters = (beta, xi)
         self.algorithm_state = self._new_algorithm_state()
         codec = ThresholdSparsifier()
-        self.exchange = (AllgatherExchange(codec, fixed_size=False, comm=self.comm) if always_sparse
-                         else SparseOrDenseExchange(codec, self.comm))
+        self.exchange = (make_exchange("allgather", codec, self.comm, fixed_size=False) if always_sparse
+                         else make_exchange("sparse-or-dense", codec, self.comm))
 
     def _new_algorithm_state(self) -> GdsecState:
         return GdsecState(*self._hyperparameters)
@@ -90,47 +88,37 @@ class GDSEC(WrappedOptimizer):
         """Transmit this rank's sparsified gradient difference and make ĝ from everyone's the gradient."""
         state = self.gstate
         saved = state.snapshot()
-        with self.timer.phase("compress"):
-            messages, sent, analytic = self._worker_messages(report)
-        with self.timer.phase("communicate"):  # start() waits for every rank's sizes; the flag rides there
-            pending = self.exchange.start(messages, name=self._fresh_name("gdsec"), flag=report.code)
-            totals = pending.wait()
-        state.bits.record_control(state.step, 8 * pending.control_bytes)
-        verdict = Verdict.from_flags([pending.flags])
+        batch = self._worker_batch(report)
+        # start() waits for every rank's sizes; the flag rides there
+        round_ = self.pipeline.run(self.exchange, batch, self._fresh_name("gdsec"), state.step, flag=report.code)
+        verdict = Verdict.from_flags([round_.pending.flags])
         if verdict.non_finite:
             state.restore(saved)
             return verdict
-        for (name, param), value in zip(self.named_params, sent):
-            state.g_hat_of(name, param).mul_(state.beta).add_(value)
+        for (name, param), selection in zip(self.named_params, batch.selections):
+            g_hat = state.g_hat_of(name, param)
+            g_hat.mul_(state.beta).add_(selection.dense(param.numel()).view_as(g_hat))
         with torch.no_grad():
-            for (name, param), total in zip(self.named_params, totals):
+            for (name, param), total in zip(self.named_params, round_.totals):
                 view = state.server_view_of(name, param)
                 view.mul_(state.beta).add_(total.view_as(view))
                 write_grad(param, view * writeback, param.grad is not None and param.grad.is_sparse)
-        if pending.dense:
-            analytic = 32 * self.flat_numel()
-        state.bits.record(state.step, 8 * pending.sent_bytes, analytic, 32 * self.flat_numel())
         return verdict
 
-    def _worker_messages(self, report: LocalReport) -> Tuple[List[Message], List[torch.Tensor], int]:
-        """Δ̂_m for every tensor (updating e_m), what each transmits, and their analytic bits."""
+    def _worker_batch(self, report: LocalReport) -> Batch:
+        """Δ̂_m for every tensor, updating e_m (ĝ_m is updated once every rank agreed)."""
         state = self.gstate
         per_rank = self.comm.size if self.options.op == "average" else 1  # ∇f_m = g_m / M
-        messages, sent, analytic = [], [], 0
-        for index, (name, param) in enumerate(self.named_params):
+        params = dict(self.named_params)
+        values = []
+        for name, param in self.named_params:
             grad = read_grad(param, 1.0 / self.loss_scale)
-            value = grad / per_rank - state.beta * state.g_hat_of(name, param)
-            codec = ThresholdSparsifier(state.threshold(name, param, self.comm.size))
-            try:
-                payload, ctx, decoded = state.error_feedback.compress(name, value, codec)
-            except NonFiniteInputError:
-                report.mark_bad(index)
-                decoded = torch.zeros_like(value)
-                payload, ctx = codec.compress(decoded)
-            messages.append(Message(payload, ctx))
-            sent.append(decoded.float())
-            analytic += codec.analytic_bits_for(codec.count(payload, param.numel()), param.numel())
-        return messages, sent, analytic
+            values.append((name, grad / per_rank - state.beta * state.g_hat_of(name, param)))
+
+        def codec(name: str, value: torch.Tensor) -> ThresholdSparsifier:
+            return ThresholdSparsifier(state.threshold(name, params[name], self.comm.size))
+
+        return self.pipeline.compress(values, codec, state.error_feedback, seed=0, step=state.step, report=report)
 
     # --- state ----------------------------------------------------------------------------
     @classmethod

@@ -1,27 +1,11 @@
 """All hyperparameters and state of GD-SEC, in one object (as torch's PowerSGDState)."""
-import math
 from typing import Dict
 
 import torch
 
 from hvd_qsparse.comm import BitCounter
 from hvd_qsparse.error_feedback import ErrorFeedback
-
-
-def check_beta(beta, name: str = "beta") -> float:
-    """β, a number in (0, 1], or a ValueError naming ``name``."""
-    if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not 0.0 < float(beta) <= 1.0:
-        raise ValueError(f"{name} must be a number in (0, 1] (weight of the previously transmitted "
-                         f"combination), got {beta!r}")
-    return float(beta)
-
-
-def check_xi(xi, name: str = "xi") -> float:
-    """ξ, a finite number >= 0, or a ValueError naming ``name``."""
-    if isinstance(xi, bool) or not isinstance(xi, (int, float)) or not math.isfinite(xi) or xi < 0:
-        raise ValueError(f"{name} must be a finite number >= 0 (threshold scale; 0 = plain distributed "
-                         f"gradient descent), got {xi!r}")
-    return float(xi)
+from hvd_qsparse.validation import check_beta, check_xi
 
 
 def _copy(tensors: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:

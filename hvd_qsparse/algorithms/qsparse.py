@@ -25,19 +25,15 @@ import torch
 
 from hvd_qsparse.algorithms.qsparse_state import EXCHANGES, QsparseState
 from hvd_qsparse.algorithms.registry import register_algorithm
-from hvd_qsparse.comm import AllgatherExchange, AllreduceExchange, Exchange, Message
+from hvd_qsparse.comm import make_exchange, registry
 from hvd_qsparse.compression import Compressor, NoneCompressor, create
-from hvd_qsparse.ops import derive_seed
-from hvd_qsparse.optim import (GradientBuckets, LocalReport, Verdict, WrappedOptimizer, read_grad, sparse_grads,
-                               write_grad)
+from hvd_qsparse.optim import GradientBuckets, LocalReport, Verdict, WrappedOptimizer, read_grad, sparse_grads, write_grad
 from hvd_qsparse.optim.agreement import finish_agreement, start_agreement
 
 
-def make_exchange(kind: str, compressor: Compressor, comm=None, predivide: float = 1.0) -> Exchange:
-    """The exchange for ``--exchange kind`` (``auto`` picks allreduce when summable)."""
-    if kind == "allreduce" or (kind == "auto" and compressor.summable):
-        return AllreduceExchange(compressor, comm, predivide)
-    return AllgatherExchange(compressor, comm=comm)
+def exchange_options(kind: str, compressor: Compressor, predivide: float) -> dict:
+    """Keywords of the exchange ``kind`` resolves to: an allreduce takes Horovod's predivide factor."""
+    return {"predivide": predivide} if registry.resolve(kind, compressor) == "allreduce" else {}
 
 
 @register_algorithm("qsparse")
@@ -64,8 +60,8 @@ class QsparseLocalSGD(WrappedOptimizer):
         self._hyperparameters = (compressor, local_steps, warmup_steps, seed, exchange)
         self.algorithm_state = self._new_algorithm_state()
         predivide = self.options.gradient_predivide_factor
-        self.exchange = make_exchange(exchange, compressor, self.comm, predivide)
-        self.dense_exchange = AllreduceExchange(NoneCompressor(), self.comm, predivide)
+        self.exchange = make_exchange(exchange, compressor, self.comm, **exchange_options(exchange, compressor, predivide))
+        self.dense_exchange = make_exchange("allreduce", NoneCompressor(), self.comm, predivide=predivide)
         self.bucket_cap_numel = bucket_cap_numel
         self.buckets: Optional[GradientBuckets] = None
         self._pending: List[tuple] = []
@@ -118,17 +114,17 @@ class QsparseLocalSGD(WrappedOptimizer):
         sparse = sparse_grads(bucket)
         grads = [(n, read_grad(p, 1.0 / self.loss_scale)) for n, p in bucket]
         mine = LocalReport()  # this bucket's finding rides in its buffer
-        if state.is_warmup(step):
-            messages = self._dense_messages(grads, mine)
-            pending = self.dense_exchange.start(messages, name=f"qsparse.dense.b{index}", flag=mine.code)
-            analytic = 32 * sum(g.numel() for _, g in grads)
+        if state.is_warmup(step):  # dense fp32, NaN/Inf carried through the sum as in Horovod
+            batch = self.pipeline.compress(grads, self.dense_exchange.compressor, None, seed=state.seed, step=step,
+                                           report=mine)
+            round_ = self.pipeline.start(self.dense_exchange, batch, f"qsparse.dense.b{index}", step, flag=mine.code)
         else:
-            messages = self._compress_all(grads, step, mine)
-            pending = self.exchange.start(messages, name=self._fresh_name(f"qsparse.grad.b{index}"), flag=mine.code)
-            analytic = sum(state.compressor.analytic_bits(g.numel()) for _, g in grads)
+            batch = self._compress_all(grads, step, mine)
+            round_ = self.pipeline.start(self.exchange, batch, self._fresh_name(f"qsparse.grad.b{index}"), step,
+                                         flag=mine.code)
         if mine.bad_tensor is not None:
             report.mark_bad(mine.bad_tensor)
-        return pending, bucket, analytic, sparse
+        return round_, bucket, sparse
 
     def _compressed_scale(self) -> Optional[float]:
         return self._compressed_with
@@ -144,7 +140,7 @@ class QsparseLocalSGD(WrappedOptimizer):
         agreement = start_agreement(self.comm, report, f"qsparse.s{self.qstate.step}") if report.amp else None
         results = self._wait_all()
         verdict = (finish_agreement(self.comm, agreement) if agreement is not None
-                   else Verdict.from_flags([flags for *_, flags in results]))
+                   else Verdict.from_flags([round_.pending.flags for round_, *_ in results]))
         if verdict.non_finite or verdict.redo:
             self.qstate.error_feedback.restore(self._memory_snapshot)
         if verdict.non_finite:
@@ -154,21 +150,23 @@ class QsparseLocalSGD(WrappedOptimizer):
             results = self._wait_all()
         factor = self.options.reduce_scale(self.comm.size) * writeback
         with torch.no_grad():
-            for totals, bucket, sparse, _ in results:
-                for (name, param), total in zip(bucket, totals):
+            for round_, bucket, sparse in results:
+                for (name, param), total in zip(bucket, round_.totals):
                     write_grad(param, total.mul_(factor), sparse[name])
         return verdict
 
     def _wait_all(self) -> list:
-        results = []
-        for pending, bucket, analytic, sparse in self._pending:
-            with self.timer.phase("communicate"):
-                totals = pending.wait()
-            self._count(pending.sent_bytes, analytic, sum(p.numel() for _, p in bucket))
-            self.bits.record_control(self.qstate.step, 8 * pending.control_bytes)
-            results.append((totals, bucket, sparse, pending.flags))
-        self._pending = []
+        """Finish every bucket's round (bits recorded by the pipeline), in bucket order."""
+        for round_, _, _ in self._pending:
+            round_.totals = self.pipeline.finish(round_)
+        results, self._pending = self._pending, []
         return results
+
+    def discard_inflight(self) -> None:
+        """Forget the exchanges of a failed attempt (an elastic reset): no bucket is pending."""
+        self._pending = []
+        if self.buckets is not None:
+            self.buckets.reset()
 
     def _on_step_end(self) -> None:
         self._pending, self._hook_report, self._memory_snapshot, self._compressed_with = [], None, None, None
@@ -190,46 +188,26 @@ class QsparseLocalSGD(WrappedOptimizer):
         x_hat = state.x_hat
         changes = [(n, x_hat[n] - p.detach().float()) for n, p in self.named_params]
         report, snapshot = LocalReport(), state.error_feedback.snapshot()
-        messages = self._compress_all(changes, step, report)
-        pending = self.exchange.start(messages, name=self._fresh_name("qsparse.sync"), flag=report.code)
-        with self.timer.phase("communicate"):
-            totals = pending.wait()
-        verdict = Verdict.from_flags([pending.flags])
-        self.bits.record_control(step, 8 * pending.control_bytes)
+        batch = self._compress_all(changes, step, report)
+        round_ = self.pipeline.run(self.exchange, batch, self._fresh_name("qsparse.sync"), step, flag=report.code)
+        verdict = Verdict.from_flags([round_.pending.flags])
         if verdict.non_finite:
             state.error_feedback.restore(snapshot)
             raise verdict.error([n for n, _ in self.named_params], "the model change")
         factor = self.options.reduce_scale(self.comm.size)
         with torch.no_grad():
-            for (name, param), total in zip(self.named_params, totals):
+            for (name, param), total in zip(self.named_params, round_.totals):
                 x_hat[name].sub_(total.view_as(param).mul_(factor))
                 param.copy_(x_hat[name])
-        analytic = sum(state.compressor.analytic_bits(p.numel()) for _, p in self.named_params)
-        self._count(pending.sent_bytes, analytic, self.flat_numel())
 
     # --- compression ------------------------------------------------------------------------
-    def _compress_all(self, named_values, step: int, report: LocalReport) -> List[Message]:
-        state, rank = self.qstate, self.comm.rank
-        messages = []
-        with self.timer.phase("compress"):
-            for name, value in named_values:
-                payload, ctx, finite = state.error_feedback.compress_finite(
-                    name, value, state.compressor, seed=derive_seed(state.seed, step, name), stream=rank)
-                if not finite:
-                    report.mark_bad(self._index[name])
-                messages.append(Message(payload, ctx))
-        return messages
-
-    def _dense_messages(self, named_values, report: LocalReport) -> List[Message]:
-        """Warm-up payloads: dense fp32, NaN/Inf carried through the sum as in Horovod."""
-        dense = self.dense_exchange.compressor
-        return [Message(*dense.compress(value, check_finite=False)) for _, value in named_values]
+    def _compress_all(self, named_values, step: int, report: LocalReport):
+        state = self.qstate
+        return self.pipeline.compress(named_values, state.compressor, state.error_feedback, seed=state.seed,
+                                      step=step, report=report, index=lambda i, name: self._index[name])
 
     def _reset_x_hat(self) -> None:
         self.qstate.x_hat = {n: p.detach().float().clone() for n, p in self.named_params}
-
-    def _count(self, sent_bytes: int, analytic: int, numel: int) -> None:
-        self.qstate.bits.record(self.qstate.step, 8 * sent_bytes, analytic, 32 * numel)
 
     def _on_params_added(self, added) -> None:
         self._make_buckets()

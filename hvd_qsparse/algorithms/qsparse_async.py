@@ -30,28 +30,18 @@ push, received) is counted apart, in ``fetched_bits``.
 import atexit
 from typing import Optional
 
-import horovod.torch as hvd
 import torch
 
 from hvd_qsparse.algorithms.qsparse_async_state import PROGRESS, QsparseAsyncState
 from hvd_qsparse.algorithms.registry import register_algorithm
 from hvd_qsparse.comm import FlatLayout, ProgressThread, Window
 from hvd_qsparse.comm.window import load_mpi
-from hvd_qsparse.compression import Compressor, NoneCompressor, SparseCompressor, create
-from hvd_qsparse.ops import derive_seed
-from hvd_qsparse.optim import AmpInputs, WrappedOptimizer
+from hvd_qsparse.compression import Compressor, NoneCompressor, create
+from hvd_qsparse.optim import AmpInputs, LocalReport, WrappedOptimizer
 from hvd_qsparse.optim.grads import unscale_grads_
 from hvd_qsparse.optim.state_format import called_from_broadcast_optimizer_state
 
 STEPS_COUNTER = 0  # window counter: local steps pushed by all ranks
-
-
-def touched_entries(compressor: Compressor, payload, ctx, decoded: Optional[torch.Tensor]):
-    """``(indices, values)`` of D(payload) for one tensor: the sparsifier's k entries, or
-    ``(None, decoded)`` (all values) for a dense compressor."""
-    if isinstance(compressor, SparseCompressor):
-        return compressor.decode_sparse(compressor.parts(payload, ctx.numel), ctx.numel, ctx.seed)
-    return None, decoded.reshape(-1).float()
 
 
 @register_algorithm("qsparse-async")
@@ -76,6 +66,8 @@ class QsparseAsyncLocalSGD(WrappedOptimizer):
         comm.OneSidedUnavailableError: MPI cannot create the window (every rank raises).
     """
 
+    bookkeeping_options = ("seed", "progress", "host_rank")  # where x̂ lives and who progresses it
+
     def __init__(self, optimizer, named_parameters=None, compressor="topk", ratio: Optional[float] = None,
                  levels: Optional[int] = None, local_steps: int = 4, warmup_steps: int = 0, seed: int = 0,
                  host_rank: int = 0, progress: str = "thread", step_budget: Optional[int] = None, options=None):
@@ -85,10 +77,10 @@ class QsparseAsyncLocalSGD(WrappedOptimizer):
                             gradient_predivide_factor="its pushes are one-sided accumulates, not allreduces")
         if not isinstance(compressor, Compressor):
             compressor = create(compressor, ratio=ratio, levels=levels)
-        self._hyperparameters = (compressor, hvd.rank(), local_steps, warmup_steps, seed, host_rank, progress,
+        self._hyperparameters = (compressor, self.comm.rank, local_steps, warmup_steps, seed, host_rank, progress,
                                  step_budget)
         self.algorithm_state = self._new_algorithm_state()
-        _check_horovod_on_mpi()
+        _check_horovod_on_mpi(self.comm)
         self.layout = FlatLayout.of(self.named_params)
         self.window = Window(self.layout, host_rank, counters=1)
         self.dense = NoneCompressor()
@@ -209,23 +201,26 @@ class QsparseAsyncLocalSGD(WrappedOptimizer):
         state.bits.record(step, 8 * sent, analytic, 32 * self.layout.numel)
 
     def _compress_update(self, step: int):
-        """Window offsets (None when dense), the values −g̃/R and the analytic bits of g̃."""
-        state, size = self.qstate, hvd.size()
+        """Window offsets (None when dense), the values −g̃/R and the analytic bits of g̃.
+
+        Raises:
+            ValueError: a non-finite model change (this rank's memories are left as they were).
+        """
+        state = self.qstate
         compressor = self.dense if state.is_warmup(step) else state.compressor
-        all_indices, all_values, analytic = [], [], 0
-        for name, param in self.named_params:
-            change = state.x_hat[name] - param.detach().float()
-            payload, ctx, decoded = state.error_feedback.compress(
-                name, change, compressor, seed=derive_seed(state.seed, step, name), stream=state.rank,
-                return_decoded=not isinstance(compressor, SparseCompressor))
-            indices, values = touched_entries(compressor, payload, ctx, decoded)
-            if indices is not None:
-                all_indices.append(indices + self.layout.offset(name))
-            all_values.append(values)
-            analytic += compressor.analytic_bits(ctx.numel)
-        values = torch.cat(all_values).div_(-(size if self.options.op == "average" else 1))
-        indices = torch.cat(all_indices).to(torch.int32) if all_indices else None
-        return indices, values, analytic
+        changes = [(name, state.x_hat[name] - param.detach().float()) for name, param in self.named_params]
+        report, snapshot = LocalReport(), state.error_feedback.snapshot()
+        batch = self.pipeline.compress(changes, compressor, state.error_feedback, seed=state.seed, step=step,
+                                       report=report)
+        if report.bad_tensor is not None:
+            state.error_feedback.restore(snapshot)
+            raise ValueError(f"qsparse-async: the model change of {changes[report.bad_tensor][0]!r} holds NaN or "
+                             "Inf; nothing was pushed")
+        touched = [s.offset(self.layout.offset(name)) for (name, _), s in zip(changes, batch.selections)]
+        values = torch.cat([s.values.reshape(-1).float() for s in touched])
+        values.div_(-(self.comm.size if self.options.op == "average" else 1))
+        indices = None if touched[0].is_dense else torch.cat([s.indices for s in touched]).to(torch.int32)
+        return indices, values, batch.analytic_bits
 
     # --- the end ------------------------------------------------------------------------------
     def finish(self) -> None:
@@ -272,7 +267,7 @@ class QsparseAsyncLocalSGD(WrappedOptimizer):
     def algorithm_state_dict(self) -> dict:
         """This rank's state; on the host also the window (x̂ and counters) as it is now."""
         state = self.qstate
-        if hvd.rank() == state.host_rank and self.started:
+        if self.comm.rank == state.host_rank and self.started:
             state.window_snapshot = self._window_snapshot()
         return state.state_dict()
 
@@ -299,9 +294,9 @@ class QsparseAsyncLocalSGD(WrappedOptimizer):
         self.resumed = True
 
 
-def _check_horovod_on_mpi() -> None:
+def _check_horovod_on_mpi(comm) -> None:
     """The window lives on MPI's world: Horovod must run on the same MPI world."""
     world = load_mpi().COMM_WORLD.Get_size()
-    if not hvd.mpi_enabled() or world != hvd.size():
+    if not comm.mpi_enabled() or world != comm.size:
         raise ValueError(f"algorithm 'qsparse-async' needs Horovod running on MPI (mpirun, or horovodrun "
-                         f"without --gloo): Horovod has {hvd.size()} ranks, MPI's world {world}")
+                         f"without --gloo): Horovod has {comm.size} ranks, MPI's world {world}")

@@ -8,7 +8,8 @@ from typing import Optional
 
 import torch
 
-from hvd_qsparse.algorithms.qsparse_state import QsparseState, check_int
+from hvd_qsparse.algorithms.qsparse_state import QsparseState
+from hvd_qsparse.validation import check_choice, check_int
 from hvd_qsparse.compression import Compressor
 from hvd_qsparse.ops import derive_seed
 
@@ -42,9 +43,7 @@ class QsparseAsyncState(QsparseState):
         # --- hyperparameters of the asynchronous variant --------------------------------------
         self.rank = rank
         self.host_rank = check_int("host_rank", host_rank, 0, "the rank holding the window")
-        if progress not in PROGRESS:
-            raise ValueError(f"progress must be one of {', '.join(PROGRESS)}, got {progress!r}")
-        self.progress = progress
+        self.progress = check_choice("progress", progress, PROGRESS)
         self.step_budget = None if step_budget is None else check_int(
             "step_budget", step_budget, 1, "total local steps of all ranks")
         # --- this rank's schedule ---------------------------------------------------------------

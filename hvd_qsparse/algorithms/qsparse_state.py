@@ -6,15 +6,10 @@ import torch
 from hvd_qsparse.comm import BitCounter
 from hvd_qsparse.compression import Compressor
 from hvd_qsparse.error_feedback import ErrorFeedback
+from hvd_qsparse.validation import check_choice, check_int
 
+#: ``--exchange``: ``auto`` resolves by the compressor (``comm.registry.resolve``)
 EXCHANGES = ("auto", "allgather", "allreduce")
-
-
-def check_int(name: str, value, low: int, meaning: str) -> int:
-    """An integer >= ``low`` or a ValueError naming the parameter."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low} ({meaning}), got {value!r}")
-    return value
 
 
 class QsparseState:
@@ -36,9 +31,7 @@ class QsparseState:
         self.local_steps = check_int("local_steps", local_steps, 1, "H, steps between synchronizations")
         self.warmup_steps = check_int("warmup_steps", warmup_steps, 0, "dense steps before compression")
         self.seed = check_int("seed", seed, 0, "base random seed")
-        if exchange not in EXCHANGES:
-            raise ValueError(f"exchange must be one of {', '.join(EXCHANGES)}, got {exchange!r}")
-        self.exchange = exchange
+        self.exchange = check_choice("exchange", exchange, EXCHANGES)
         # --- the last synchronized model x̂, identical on every rank -----------------------
         self.x_hat: Dict[str, torch.Tensor] = {}
         # --- this rank's error-feedback memory m^(r) ------------------------------------------

@@ -12,7 +12,9 @@ With R live workers, η the learning rate and τ the local steps,
 The average may go through any registered compressor C with error feedback; it is then
 Qsparse-local-SGD's synchronization, u = m^(j) + x̂ − x^(j), m^(j) ← u − C(u),
 x̂ ← x̂ − (1/R) Σ_r C(u^(r)), x^(j) = x̂, which with C the identity is the plain average above.
-So this class runs on ``QsparseLocalSGD``'s engine (τ = 1 takes its gradient form: the same
+So this class runs on ``QsparseLocalSGD``'s engine (it is that algorithm with a data placement,
+so it extends it and touches it only through its public methods, and its state object
+composes ``QsparseState`` rather than extending it) (τ = 1 takes its gradient form: the same
 algorithm for SGD, exchanged from backward hooks); what RI-SGD adds is the data placement
 (``make_sampler``: q = 1 is plain local SGD, p = q gives every worker all the data) and the
 fault tolerance: with at most q − 1 workers lost every chunk is still held by a survivor, so
@@ -103,9 +105,7 @@ class RISGD(QsparseLocalSGD):
         counter, and record the new membership. Parameters and x̂ are re-synchronized by
         ``broadcast_state``; each survivor keeps its own memory (a lost worker's residual is lost
         with it)."""
-        self._pending = []
-        if self.buckets is not None:
-            self.buckets.reset()
+        self.discard_inflight()
         self.qstate.step = step
         self.rstate.memberships.append((step, list(live_slots)))
 

@@ -21,7 +21,6 @@ import logging
 import os
 from typing import List, Optional
 
-import horovod.torch as hvd
 from horovod.common.elastic import ObjectState
 
 from hvd_qsparse.data import holders
@@ -56,10 +55,17 @@ class RiSGDElasticState(ObjectState):
 
     def __init__(self, model, optimizer, sampler, **kwargs):
         self.model, self.optimizer, self.sampler = model, optimizer, sampler
+        self.comm = optimizer.comm  # the ranks Horovod re-forms after a reset
         self.joined = False  # has this process been through a sync, and so owns its slot?
         self.resets = 0
         self._committed = self._snapshot()
-        super().__init__(bcast_object=hvd.broadcast_object, get_rank=hvd.rank, **kwargs)
+        super().__init__(bcast_object=self._broadcast_object, get_rank=self._rank, **kwargs)
+
+    def _broadcast_object(self, obj, root_rank: int = 0, name: Optional[str] = None):
+        return self.comm.broadcast_object(obj, root_rank, name)
+
+    def _rank(self) -> int:
+        return self.comm.rank
 
     def _snapshot(self) -> dict:
         return copy.deepcopy({"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
@@ -83,21 +89,21 @@ class RiSGDElasticState(ObjectState):
     def reset(self) -> None:
         self.resets += 1
         log.warning("slot %d: reset #%d, Horovod re-initialised: now rank %d of %d", self.sampler.slot,
-                    self.resets, hvd.rank(), hvd.size())
+                    self.resets, self.comm.rank, self.comm.size)
 
     def sync(self) -> None:
-        announced = hvd.allgather_object((self.sampler.slot if self.joined else None, self.sampler.num_chunks),
-                                         name="risgd.slots")
+        announced = self.comm.allgather_object((self.sampler.slot if self.joined else None, self.sampler.num_chunks),
+                                               name="risgd.slots")
         if len({p for _, p in announced}) != 1:
             raise ValueError(f"workers disagree on the number of chunks {[p for _, p in announced]}: "
                              "start the elastic job with --chunks P (P >= --max-np)")
         live = claim_slots([s for s, _ in announced], self.sampler.num_chunks)
         before = list(self.sampler.alive)
-        assignment = self.sampler.set_workers(live, slot=live[hvd.rank()])
+        assignment = self.sampler.set_workers(live, slot=live[self.comm.rank])
         self.joined = True
         self.optimizer.broadcast_state(root_rank=0)
-        progress = hvd.broadcast_object((self.optimizer.step_count, self.sampler.epoch, self.sampler.position),
-                                        root_rank=0, name="risgd.progress")
+        progress = self.comm.broadcast_object((self.optimizer.step_count, self.sampler.epoch, self.sampler.position),
+                                              root_rank=0, name="risgd.progress")
         self.sampler.epoch, self.sampler.position = progress[1], progress[2]
         self.optimizer.on_membership_change(self.sampler.alive, progress[0])
         self._log_membership(before, assignment)
@@ -105,12 +111,12 @@ class RiSGDElasticState(ObjectState):
 
     def _log_membership(self, before: List[int], assignment: dict) -> None:
         sampler = self.sampler
-        log.info("slot %d: rank %d of %d, pid %d, host %s, holds chunks %s", sampler.slot, hvd.rank(), hvd.size(),
+        log.info("slot %d: rank %d of %d, pid %d, host %s, holds chunks %s", sampler.slot, self.comm.rank, self.comm.size,
                  os.getpid(), os.environ.get("HOROVOD_HOSTNAME", "?"), sampler.held)
-        if hvd.rank() != 0:
+        if self.comm.rank != 0:
             return
         lost = sorted(set(before) - set(sampler.alive))
         log.info("chunk map: %d workers, live slots %s, lost slots %s; slot -> chunks %s; holders per chunk %s; "
-                 "resuming at step %d (epoch %d, batch %d)", hvd.size(), sampler.alive, lost, assignment,
+                 "resuming at step %d (epoch %d, batch %d)", self.comm.size, sampler.alive, lost, assignment,
                  holders(assignment, sampler.num_chunks),
                  self.optimizer.step_count, sampler.epoch, sampler.position)

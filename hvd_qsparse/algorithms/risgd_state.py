@@ -1,7 +1,8 @@
 """All hyperparameters and state of RI-SGD, in one object (as torch's PowerSGDState)."""
 from typing import List, Optional, Tuple
 
-from hvd_qsparse.algorithms.qsparse_state import QsparseState, check_int
+from hvd_qsparse.algorithms.qsparse_state import QsparseState
+from hvd_qsparse.validation import check_bool, check_int
 
 
 def check_hyperparameters(redundancy, num_chunks, non_iid, commit_every) -> None:
@@ -9,8 +10,7 @@ def check_hyperparameters(redundancy, num_chunks, non_iid, commit_every) -> None
     check_int("redundancy", redundancy, 1, "q, chunks per worker")
     if num_chunks is not None:
         check_int("num_chunks", num_chunks, redundancy, "p, chunks of the data set, at least q")
-    if not isinstance(non_iid, bool):
-        raise ValueError(f"non_iid must be True or False, got {non_iid!r}")
+    check_bool("non_iid", non_iid)
     check_int("commit_every", commit_every, 1, "sync rounds between elastic commits")
 
 

@@ -35,7 +35,7 @@ from hvd_qsparse.bench.netns import (UNLIMITED, LimitedNamespace, NamespaceError
 from hvd_qsparse.bench.overview import overview_section
 from hvd_qsparse.bench.report import load_row, write_results, write_section
 from hvd_qsparse.bench.runner import ROOT, run_variant
-from hvd_qsparse.train import check_compressor_flags
+from hvd_qsparse.jobs.flags import check_compressor_flags
 
 PROG = "python -m hvd_qsparse.bench.compare"
 

@@ -99,7 +99,7 @@ def bench_one(device, numel, ratio, name, repeats, copy_bps) -> dict:
     ef = ErrorFeedback()
     ef.memory["g"] = torch.randn(numel, generator=gen, device=device).mul_(0.1)
     memory = ef.memory["g"].clone()
-    ours = lambda: ef.compress("g", grad, compressor, seed=1, return_decoded=False)  # noqa: E731
+    ours = lambda: ef.compress("g", grad, compressor, seed=1)  # noqa: E731
     peer = peer_pipeline(compressor)
     times = {"torch.topk": time_it(lambda: peer(grad, memory, k), device, repeats)}
     with reference_ops():

@@ -2,7 +2,7 @@
 
 Same data split (``load_digits_split``), model (``digits_mlp``, ``--hidden``), seeds, inner
 optimizer (SGD with ``--lr`` and ``--momentum``), per-rank batches (``shard_batches``) and
-evaluation as ``python -m hvd_qsparse.train``, and the same outputs: ``--json`` summary,
+evaluation as ``python -m hvd_qsparse.jobs.train``, and the same outputs: ``--json`` summary,
 ``--metrics`` per-step rows, ``--bits-log``, the closing table. Only the data-parallel
 machinery differs (``--peer``):
 
@@ -33,10 +33,10 @@ from typing import Callable
 import torch
 
 from hvd_qsparse.bench.peer_optimizers import DDPPeer, HorovodPeer, PostLocalSGDPeer, PowerSGDPeer
-from hvd_qsparse.cli.data import load_digits_split, shard_batches
-from hvd_qsparse.cli.metrics import check_path
-from hvd_qsparse.cli.models import digits_mlp
-from hvd_qsparse.cli.summary import format_table, make_recorder, run_summary, write_outputs
+from hvd_qsparse.reporting.metrics import check_path
+from hvd_qsparse.reporting.summary import format_table, make_recorder, run_summary, write_outputs
+from hvd_qsparse.workloads.data import load_digits_split, shard_batches
+from hvd_qsparse.workloads.models import digits_mlp
 
 BITS_SOURCE = "measured: bytes of the buffers handed to the collectives"
 

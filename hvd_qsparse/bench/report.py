@@ -1,5 +1,5 @@
 """The benchmark's figures from its runs: time to a target accuracy, Markdown tables, the issue's
-targets checked against the figures, and the plots (``hvd_qsparse.cli.plot``).
+targets checked against the figures, and the plots (``hvd_qsparse.reporting.plot``).
 
 Definitions (per run, from its summary and rank 0's per-step metrics):
 - train s: Σ step_s, the seconds rank 0 spent in its training steps (forward, backward,
@@ -19,8 +19,8 @@ from typing import List, Optional
 
 from hvd_qsparse.bench.runner import RunResult
 from hvd_qsparse.bench.variants import BASELINE
-from hvd_qsparse.cli.metrics import read_metrics
-from hvd_qsparse.cli.plot import plot
+from hvd_qsparse.reporting.metrics import read_metrics
+from hvd_qsparse.reporting.plot import plot
 
 DASH = "—"
 

@@ -20,7 +20,7 @@ import fnmatch
 from dataclasses import dataclass
 from typing import List, Tuple
 
-TRAIN = "hvd_qsparse.train"
+TRAIN = "hvd_qsparse.jobs.train"
 PEERS = "hvd_qsparse.bench.peers"
 BASELINE = "hvd-fp32"
 FAMILIES = {"all": ("peer", "ours"), "peers": ("peer",), "ours": ("ours",)}

@@ -1,1 +1,1 @@
-"""The command line: the training job's data, models and entry points."""
+"""The command line: ``python -m hvd_qsparse.cli list`` and ``python -m hvd_qsparse.cli plot``."""

@@ -3,16 +3,18 @@ from hvd_qsparse.comm.accounting import BitCounter, StepBits
 from hvd_qsparse.comm.allgather import AllgatherExchange
 from hvd_qsparse.comm.allreduce import AllreduceExchange
 from hvd_qsparse.comm.base import Exchange, Message, Pending
-from hvd_qsparse.comm.communicator import HorovodCommunicator, JoinInProgress, is_horovod_compression, reduce_op_name
+from hvd_qsparse.backend import HorovodCommunicator, JoinInProgress, is_horovod_compression, reduce_op_name
 from hvd_qsparse.comm.layout import FlatLayout, Slot
 from hvd_qsparse.comm.parameter_server import ParameterServerExchange
 from hvd_qsparse.comm.progress import ProgressThread
+from hvd_qsparse.comm.registry import available_exchanges, make_exchange, register_exchange
 from hvd_qsparse.comm.sharded_server import ShardedServerExchange
 from hvd_qsparse.comm.sparse_or_dense import SparseOrDenseExchange
-from hvd_qsparse.comm.two_pass import ServerRound, TwoPassExchange, shard_sizes
+from hvd_qsparse.comm.two_pass import Served, ServerRound, TwoPassExchange, server_stream, shard_sizes
 from hvd_qsparse.comm.window import OneSidedUnavailableError, Window
 
 __all__ = ["HorovodCommunicator", "JoinInProgress", "is_horovod_compression", "reduce_op_name", "BitCounter", "StepBits", "AllgatherExchange", "AllreduceExchange", "Exchange", "Message", "Pending"]
 __all__ += ["ParameterServerExchange", "ServerRound", "ShardedServerExchange", "SparseOrDenseExchange", "TwoPassExchange",
             "shard_sizes"]
+__all__ += ["Served", "available_exchanges", "make_exchange", "register_exchange", "server_stream"]
 __all__ += ["FlatLayout", "OneSidedUnavailableError", "ProgressThread", "Slot", "Window"]

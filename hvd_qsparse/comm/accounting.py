@@ -18,28 +18,32 @@ class StepBits:
     analytic: int   # docs/algorithms.md's figure for the same payloads
     dense: int      # 32·d: what an uncompressed fp32 allreduce would have sent
     control: int = 0  # bits of the small agreement flags (``optim.agreement``), apart from payloads
+    received: int = 0  # bits the collectives delivered to this rank from the other ranks' buffers
 
 
 @dataclass
 class BitCounter:
-    """Per-step and running totals of the bits this rank sent."""
+    """Per-step and running totals of the bits this rank sent and received."""
 
     history: List[StepBits] = field(default_factory=list)
     total_sent: int = 0
     total_analytic: int = 0
     total_control: int = 0
+    total_received: int = 0
 
-    def record(self, step: int, sent: int, analytic: int, dense: int) -> None:
+    def record(self, step: int, sent: int, analytic: int, dense: int, received: int = 0) -> None:
         """Add a communicating step (several calls for one step are merged)."""
         if self.history and self.history[-1].step == step:
             last = self.history[-1]
             last.sent += sent
             last.analytic += analytic
             last.dense += dense
+            last.received += received
         else:
-            self.history.append(StepBits(step, sent, analytic, dense))
+            self.history.append(StepBits(step, sent, analytic, dense, received=received))
         self.total_sent += sent
         self.total_analytic += analytic
+        self.total_received += received
 
     def record_control(self, step: int, bits: int) -> None:
         """Add the agreement flags' bits of ``step`` (kept apart from the payloads' ``sent``)."""
@@ -57,10 +61,12 @@ class BitCounter:
 
     def state_dict(self) -> dict:
         return {"history": [vars(s).copy() for s in self.history], "total_sent": self.total_sent,
-                "total_analytic": self.total_analytic, "total_control": self.total_control}
+                "total_analytic": self.total_analytic, "total_control": self.total_control,
+                "total_received": self.total_received}
 
     def load_state_dict(self, state: dict) -> None:
         self.history = [StepBits(**s) for s in state["history"]]
         self.total_sent = state["total_sent"]
         self.total_analytic = state["total_analytic"]
         self.total_control = state.get("total_control", 0)
+        self.total_received = state.get("total_received", 0)

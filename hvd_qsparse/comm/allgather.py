@@ -11,8 +11,9 @@ from typing import List, Optional, Sequence
 import torch
 
 from hvd_qsparse.comm.base import Exchange, Message, Pending
-from hvd_qsparse.comm.communicator import JoinInProgress
+from hvd_qsparse.backend import JoinInProgress
 from hvd_qsparse.comm.join_fallback import dense_sum
+from hvd_qsparse.comm.registry import register_exchange
 from hvd_qsparse.ops import aligned, join_parts
 
 
@@ -41,6 +42,7 @@ class _PendingAllgather(Pending):
         self.control_bytes = (FLAG_BYTES if size_handle is None else 8) if self.flagged else 0
         sizes = 8 * len(messages) if size_handle is not None else 0
         self.sent_bytes = buf.numel() + sizes - (self.control_bytes if size_handle is None else 0)
+        self._own = (buf.numel(), sizes + self.control_bytes if size_handle is not None else 0)
 
     def wait(self) -> List[torch.Tensor]:
         comm = self.exchange.comm
@@ -48,6 +50,8 @@ class _PendingAllgather(Pending):
             gathered = comm.synchronize(self.handle)
         except JoinInProgress:
             return self._joined()
+        own_buffer, own_sizes = self._own
+        self.received_bytes = gathered.numel() - own_buffer + (comm.size - 1) * own_sizes
         if self.size_handle is None:
             per_message = [[self.exchange.compressor.payload_nbytes(m.ctx.numel)] * comm.size
                            for m in self.messages]
@@ -78,6 +82,7 @@ class _PendingAllgather(Pending):
         return totals
 
 
+@register_exchange("allgather")
 class AllgatherExchange(Exchange):
     """Every rank receives every rank's payloads and decodes them all (sum over ranks)."""
 

@@ -8,12 +8,14 @@ from typing import List, Optional, Sequence
 import torch
 
 from hvd_qsparse.comm.base import Exchange, Message, Pending
+from hvd_qsparse.comm.registry import register_exchange
 
 
 class _PendingAllreduce(Pending):
     def __init__(self, exchange, messages, handle, sent_bytes, flagged, control_bytes):
         self.exchange, self.messages, self.handle, self.sent_bytes = exchange, messages, handle, sent_bytes
         self.flagged, self.control_bytes = flagged, control_bytes
+        self.received_bytes = sent_bytes + control_bytes  # the reduced buffer that comes back
 
     def wait(self) -> List[torch.Tensor]:
         summed = self.exchange.comm.synchronize(self.handle)
@@ -28,6 +30,7 @@ class _PendingAllreduce(Pending):
         return results
 
 
+@register_exchange("allreduce")
 class AllreduceExchange(Exchange):
     """Sum dense payloads across ranks with one allreduce.
 

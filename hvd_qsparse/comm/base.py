@@ -11,21 +11,31 @@ from typing import List, Optional, Sequence
 
 import torch
 
+from hvd_qsparse.backend import HorovodCommunicator
 from hvd_qsparse.compression import Compressor, Context
+from hvd_qsparse.ops import Selection
 
 
-def global_communicator():
-    """The communicator over every rank (imported here so that this module needs no Horovod)."""
-    from hvd_qsparse.comm.communicator import HorovodCommunicator
+def global_communicator() -> HorovodCommunicator:
+    """The communicator over every rank (Horovod's global process set)."""
     return HorovodCommunicator()
 
 
 @dataclass
 class Message:
-    """One tensor's contribution: its payload and the context that decodes it."""
+    """One tensor's contribution: its payload, the context that decodes it and, on the
+    sender, what it stands for (an exchange that needs this rank's dense values, such as a
+    fallback to an allreduce, takes them from there instead of decoding)."""
 
     payload: torch.Tensor
     ctx: Context
+    selection: Optional[Selection] = None
+
+    def dense(self, compressor: Compressor) -> torch.Tensor:
+        """This message's values, flat fp32: from the selection, or decoded when it has none."""
+        if self.selection is not None:
+            return self.selection.dense(self.ctx.numel)
+        return compressor.decompress_sum([self.payload], self.ctx).reshape(-1).float()
 
 
 class Pending(ABC):
@@ -33,6 +43,11 @@ class Pending(ABC):
 
     #: bytes this rank handed to the collective (payload plus framing), i.e. what it sent
     sent_bytes: int = 0
+    #: bytes the collective delivered to this rank from the other ranks' buffers
+    received_bytes: int = 0
+    #: docs/algorithms.md's bits for what this rank handed over, when the exchange knows better
+    #: than the sum over its messages (a server's reply, a dense fallback); else None
+    analytic_bits: Optional[int] = None
     #: True when the payloads travelled as a dense sum instead (``SparseOrDenseExchange``)
     dense: bool = False
     #: after ``wait``: every rank's flag (``start(flag=...)``), in rank order, or None

@@ -12,12 +12,12 @@ from typing import List, Optional, Sequence, Tuple
 
 import torch
 
-from hvd_qsparse.ops import as_bytes
 
 
 def decode_own(compressor, messages: Sequence) -> torch.Tensor:
-    """This rank's payloads decoded, one flat fp32 vector (what a dense allreduce then sums)."""
-    parts = [compressor.decompress_sum([as_bytes(m.payload)], m.ctx).reshape(-1).float() for m in messages]
+    """This rank's payloads as one flat fp32 vector (what a dense allreduce then sums), taken
+    from their selections (``Message.dense``)."""
+    parts = [m.dense(compressor) for m in messages]
     return torch.cat(parts) if parts else torch.zeros(0)
 
 

@@ -13,15 +13,17 @@ import torch
 
 from hvd_qsparse.comm.base import Message
 from hvd_qsparse.comm.two_pass import ServerRound, TwoPassExchange
+from hvd_qsparse.comm.registry import register_exchange
 from hvd_qsparse.ops import join_parts
 
 ROOT = 0
 
 
+@register_exchange("ps")
 class ParameterServerExchange(TwoPassExchange):
     """Gather to rank 0, serve every shard there, broadcast the replies."""
 
-    def exchange(self, messages: Sequence[Message], name: str) -> ServerRound:
+    def run(self, messages: Sequence[Message], name: str) -> ServerRound:
         rank, size = self.comm.rank, self.comm.size
         sizes = self.payload_sizes(messages)
         send = join_parts([m.payload for m in messages])
@@ -38,7 +40,7 @@ class ParameterServerExchange(TwoPassExchange):
             reply_buf = torch.zeros(sum(sizes), dtype=torch.uint8, device=send.device)
             result.received_bytes = reply_buf.numel()
         reply_buf = self.comm.broadcast(reply_buf, root_rank=ROOT, name=f"{name}.server")
-        result.update = self.decode_replies(reply_buf, messages)
+        result.update = self.decode_replies(reply_buf, messages, result.replies)
         return result
 
     def _serve_all(self, per_rank: torch.Tensor, messages, sizes, result: ServerRound) -> torch.Tensor:

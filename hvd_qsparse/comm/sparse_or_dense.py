@@ -19,8 +19,9 @@ import torch
 
 from hvd_qsparse.comm.allgather import AllgatherExchange, payload_sizes
 from hvd_qsparse.comm.base import Exchange, Message, Pending
-from hvd_qsparse.comm.communicator import JoinInProgress
+from hvd_qsparse.backend import JoinInProgress
 from hvd_qsparse.comm.join_fallback import decode_own, dense_sum
+from hvd_qsparse.comm.registry import register_exchange
 from hvd_qsparse.ops import join_parts
 
 #: Dense when the ranks' sparse payloads total more than this many dense fp32 vectors.
@@ -32,6 +33,7 @@ class _PendingDense(Pending):
 
     def __init__(self, comm, messages, handle, sent_bytes):
         self.comm, self.messages, self.handle, self.sent_bytes = comm, messages, handle, sent_bytes
+        self.received_bytes = 4 * sum(m.ctx.numel for m in messages)  # the reduced buffer
 
     def wait(self) -> List[torch.Tensor]:
         summed = self.comm.synchronize(self.handle)
@@ -44,7 +46,9 @@ class _PendingSparse(Pending):
         self.sent_bytes = sent_bytes
 
     def wait(self) -> List[torch.Tensor]:
-        return self.exchange.decode(self.exchange.comm.synchronize(self.handle), self.messages, self.sizes)
+        gathered = self.exchange.comm.synchronize(self.handle)
+        self.received_bytes += gathered.numel() - sum(row[self.exchange.comm.rank] for row in self.sizes)
+        return self.exchange.decode(gathered, self.messages, self.sizes)
 
 
 class _PendingJoined(Pending):
@@ -55,11 +59,13 @@ class _PendingJoined(Pending):
     def __init__(self, comm, compressor, messages, name, flag):
         self.results, self.flags, self.sent_bytes = dense_sum(comm, compressor, messages, name, flag)
         self.control_bytes = 0 if flag is None else 4 * comm.size
+        self.analytic_bits = 8 * self.sent_bytes  # a dense fp32 sum moved
 
     def wait(self) -> List[torch.Tensor]:
         return self.results
 
 
+@register_exchange("sparse-or-dense")
 class SparseOrDenseExchange(Exchange):
     """Every rank gets the sum over ranks of the decoded payloads, through a variable-size
     allgather of the payloads or an allreduce of their decoded sum, whichever moves fewer bytes.
@@ -86,6 +92,9 @@ class SparseOrDenseExchange(Exchange):
         size_bytes = 8 * len(messages)
         pending = self._start_payloads(messages, name, sizes, size_bytes)
         pending.flags, pending.control_bytes = flags, 0 if flag is None else 8
+        pending.received_bytes += (self.comm.size - 1) * (size_bytes + pending.control_bytes)
+        if pending.dense:  # what moved is the dense sum: 32·d bits, whatever the payloads' figure
+            pending.analytic_bits = 32 * sum(m.ctx.numel for m in messages)
         return pending
 
     def _start_payloads(self, messages, name, sizes, size_bytes) -> Pending:

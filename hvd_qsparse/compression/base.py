@@ -7,18 +7,20 @@ recorded in the context, so any rank that knows (shape, seed) can decode anyone'
 Payloads: a summable compressor (``none``, ``fp16``) returns a dense float tensor that an
 allreduce may sum, exactly as Horovod's own compressors do. All others return one flat
 ``uint8`` tensor framed by ``hvd_qsparse.ops.join_parts`` according to ``layout(numel)``.
+
+An encoder returns, beside the payload's parts, the ``ops.Selection`` they stand for (the
+values it computed before packing them), so a sender never decodes its own payload: error
+feedback updates its memory from the selection (``compress_with_feedback``, the ops slot a
+fused kernel fills) and an algorithm applies its own contribution from it.
 """
 from abc import ABCMeta, abstractmethod
 from typing import List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 
-from hvd_qsparse.ops import as_bytes, derive_seed, join_parts, layout_nbytes, split_parts
-
-try:  # Subclass Horovod's interface where Horovod is installed (stock DistributedOptimizer).
-    from horovod.torch.compression import Compressor as _HorovodCompressor
-except Exception:  # pragma: no cover - a GPU box without Horovod still runs the compressors
-    _HorovodCompressor = object
+from hvd_qsparse.backend import HorovodCompressorInterface
+from hvd_qsparse.ops import Selection, as_bytes, derive_seed, get_ops, join_parts, layout_nbytes, split_parts
+from hvd_qsparse.validation import check_levels, check_ratio
 
 FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 Layout = List[Tuple[torch.dtype, int]]
@@ -40,21 +42,7 @@ class Context(NamedTuple):
         return int(torch.Size(self.shape).numel())
 
 
-def check_ratio(ratio: float) -> float:
-    """Validate a sparsification ratio: a number in (0, 1]."""
-    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0.0 < float(ratio) <= 1.0:
-        raise ValueError(f"ratio must be a number in (0, 1] (fraction of entries kept), got {ratio!r}")
-    return float(ratio)
-
-
-def check_levels(levels: int) -> int:
-    """Validate a quantization level count: an integer >= 1."""
-    if isinstance(levels, bool) or not isinstance(levels, int) or levels < 1:
-        raise ValueError(f"levels must be an integer >= 1 (QSGD's s), got {levels!r}")
-    return levels
-
-
-class Compressor(_HorovodCompressor, metaclass=ABCMeta):
+class Compressor(HorovodCompressorInterface, metaclass=ABCMeta):
     """Base class of every hvd_qsparse compressor.
 
     Subclasses implement ``encode``, ``decode``, ``layout`` and ``analytic_bits``; this class
@@ -67,8 +55,10 @@ class Compressor(_HorovodCompressor, metaclass=ABCMeta):
 
     # --- to implement ---------------------------------------------------------------------
     @abstractmethod
-    def encode(self, flat: torch.Tensor, seed: Optional[int], noise_seed: Optional[int]) -> List[torch.Tensor]:
-        """Parts of the payload for the fp32 vector ``flat``.
+    def encode(self, flat: torch.Tensor, seed: Optional[int],
+               noise_seed: Optional[int]) -> Tuple[List[torch.Tensor], Selection]:
+        """The payload's parts for the fp32 vector ``flat``, and the ``Selection`` they stand
+        for (bit for bit what ``decode`` would give back).
 
         ``seed`` is shared by all ranks (and recorded in the context); ``noise_seed`` drives
         randomness that decoders never need, such as stochastic rounding, and differs per rank.
@@ -86,38 +76,76 @@ class Compressor(_HorovodCompressor, metaclass=ABCMeta):
     def analytic_bits(self, numel: int) -> int:
         """The bit count of docs/algorithms.md's operator table for ``numel`` entries."""
 
+    def analytic_bits_of(self, selection: Selection, numel: int) -> int:
+        """The analytic bits of one payload, given what it selected (data-dependent sizes
+        override this; for the registered compressors it is ``analytic_bits(numel)``)."""
+        return self.analytic_bits(numel)
+
     # --- Horovod's interface --------------------------------------------------------------
     def compress(self, tensor: torch.Tensor, seed: Optional[int] = None, stream: int = 0, check_finite: bool = True):
-        """Compress ``tensor``; returns ``(payload, Context)``.
+        """Compress ``tensor``; returns ``(payload, Context)`` (Horovod's interface).
 
         Args:
             tensor: a float tensor, finite.
             seed: shared by every rank for this (step, tensor); None draws from torch's global RNG.
             stream: which independent stream of rounding noise to use (the rank), so that
                 ranks sharing ``seed`` do not share quantization noise.
-
             check_finite: refuse NaN/Inf (False lets them through, for summable compressors
                 whose allreduce carries them as Horovod's does).
 
         Raises:
             ValueError: a non-float tensor or (with ``check_finite``) NaN/Inf in it.
         """
+        payload, ctx, _ = self.compress_selected(tensor, seed, stream, check_finite)
+        return payload, ctx
+
+    def compress_selected(self, tensor: torch.Tensor, seed: Optional[int] = None, stream: int = 0,
+                          check_finite: bool = True) -> Tuple[torch.Tensor, Context, Selection]:
+        """``compress`` plus the ``Selection`` the payload stands for (nothing is decoded)."""
         self.validate(tensor, check_finite)
-        flat = tensor.detach().reshape(-1).float()
-        noise_seed = None if seed is None else derive_seed(seed, "noise", stream)
-        parts = self.encode(flat, seed, noise_seed)
-        payload = parts[0].reshape(tensor.shape) if self.summable else join_parts(parts)
-        return payload, Context(tensor.shape, tensor.dtype, seed)
+        parts, selection = self.encode(tensor.detach().reshape(-1).float(), seed, self._noise_seed(seed, stream))
+        return self._payload(parts, tensor.shape), Context(tensor.shape, tensor.dtype, seed), selection
+
+    def compress_with_feedback(self, value: torch.Tensor, memory: Optional[torch.Tensor], seed: Optional[int] = None,
+                               stream: int = 0) -> Tuple[torch.Tensor, Context, Selection, torch.Tensor]:
+        """Error feedback's step p = C(v + m), m ← v + m − D(p) through ``ops.compress_with_feedback``.
+
+        Args:
+            value: v, a float tensor. memory: m, fp32 of ``value``'s shape, or None (zeros).
+
+        Returns:
+            ``(payload, ctx, selection, new_memory)``; ``new_memory`` has ``value``'s shape.
+
+        Raises:
+            ValueError: a non-float ``value``, or NaN/Inf in v + m (nothing is changed then).
+        """
+        noise_seed = self._noise_seed(seed, stream)
+
+        def encode(compensated: torch.Tensor):
+            self.validate(compensated)
+            return self.encode(compensated, seed, noise_seed)
+
+        flat = value.detach().reshape(-1)
+        parts, selection, residual = get_ops(flat).compress_with_feedback(
+            flat, None if memory is None else memory.reshape(-1), encode, spec=self.kernel_spec())
+        return (self._payload(parts, value.shape), Context(value.shape, value.dtype, seed), selection,
+                residual.view(value.shape))
+
+    def kernel_spec(self) -> tuple:
+        """``(name, ((param, value), ...))``: what a fused kernel must know of this operator."""
+        return self.name, tuple(sorted(self.params().items()))
+
+    @staticmethod
+    def _noise_seed(seed: Optional[int], stream: int) -> Optional[int]:
+        return None if seed is None else derive_seed(seed, "noise", stream)
+
+    def _payload(self, parts: List[torch.Tensor], shape) -> torch.Tensor:
+        return parts[0].reshape(shape) if self.summable else join_parts(parts)
 
     def decompress(self, payload: torch.Tensor, ctx: Context) -> torch.Tensor:
         """The dense tensor (shape and dtype of the original) that ``payload`` stands for."""
         flat = self.decode(self.parts(payload, ctx.numel), ctx.numel, ctx.seed)
         return flat.reshape(ctx.shape).to(ctx.dtype)
-
-    def subtract_decoded_(self, target: torch.Tensor, payload: torch.Tensor, ctx: Context) -> torch.Tensor:
-        """``target -= D(payload)`` in place (error feedback's memory update); sparse
-        compressors touch only the k decoded entries instead of building a dense tensor."""
-        return target.sub_(self.decompress(payload, ctx).to(target.dtype))
 
     # --- payload helpers ------------------------------------------------------------------
     def parts(self, payload: torch.Tensor, numel: int) -> List[torch.Tensor]:

@@ -3,13 +3,14 @@
 Each one also quantizes the k values that a sparsifier keeps (``topk+qsgd`` etc.), with its d
 being k there.
 """
-from typing import List, Optional, Sequence
+from typing import Optional, Sequence
 
 import torch
 
-from hvd_qsparse.compression.base import Compressor, Layout, check_levels
+from hvd_qsparse.compression.base import Compressor, Layout
+from hvd_qsparse.validation import check_levels
 from hvd_qsparse.compression.registry import register_quantizer
-from hvd_qsparse.ops import ceil_log2, get_ops, packed_nbytes, qsgd_beta
+from hvd_qsparse.ops import Selection, ceil_log2, get_ops, packed_nbytes, qsgd_beta
 
 
 @register_quantizer("none")
@@ -18,8 +19,8 @@ class NoneCompressor(Compressor):
 
     summable = True
 
-    def encode(self, flat: torch.Tensor, seed: Optional[int], noise_seed: Optional[int]) -> List[torch.Tensor]:
-        return [flat]
+    def encode(self, flat: torch.Tensor, seed: Optional[int], noise_seed: Optional[int]):
+        return [flat], Selection(flat)
 
     def decode(self, parts: Sequence[torch.Tensor], numel: int, seed: Optional[int]) -> torch.Tensor:
         return parts[0].float()
@@ -35,8 +36,9 @@ class NoneCompressor(Compressor):
 class FP16Compressor(NoneCompressor):
     """Half precision, as Horovod's ``Compression.fp16``: 16·d bits, summable."""
 
-    def encode(self, flat: torch.Tensor, seed: Optional[int], noise_seed: Optional[int]) -> List[torch.Tensor]:
-        return [flat.half()]
+    def encode(self, flat: torch.Tensor, seed: Optional[int], noise_seed: Optional[int]):
+        half = flat.half()
+        return [half], Selection(half.float())
 
     def layout(self, numel: int) -> Layout:
         return [(torch.float16, numel)]
@@ -63,13 +65,16 @@ class QSGDCompressor(Compressor):
     def params(self) -> dict:
         return {"levels": self.levels, "unbiased": self.unbiased}
 
-    def encode(self, flat: torch.Tensor, seed: Optional[int], noise_seed: Optional[int]) -> List[torch.Tensor]:
-        return list(get_ops(flat).qsgd_encode(flat, self.levels, noise_seed))
+    def encode(self, flat: torch.Tensor, seed: Optional[int], noise_seed: Optional[int]):
+        norm, packed, values = get_ops(flat).qsgd_encode(flat, self.levels, noise_seed)
+        return [norm, packed], Selection(self._scaled(values, flat.numel()))
+
+    def _scaled(self, values: torch.Tensor, numel: int) -> torch.Tensor:
+        return values if self.unbiased else values / (1.0 + qsgd_beta(numel, self.levels))
 
     def decode(self, parts: Sequence[torch.Tensor], numel: int, seed: Optional[int]) -> torch.Tensor:
         norm, packed = parts
-        values = get_ops(packed).qsgd_decode(norm, packed, numel, self.levels)
-        return values if self.unbiased else values / (1.0 + qsgd_beta(numel, self.levels))
+        return self._scaled(get_ops(packed).qsgd_decode(norm, packed, numel, self.levels), numel)
 
     def layout(self, numel: int) -> Layout:
         return [(torch.float32, 1), (torch.uint8, packed_nbytes(numel, 1 + ceil_log2(self.levels + 1)))]
@@ -82,8 +87,9 @@ class QSGDCompressor(Compressor):
 class SignCompressor(Compressor):
     """Scaled sign (Karimireddy et al., 2019): (||x||_1 / d) · sign(x), signs packed 8 per byte."""
 
-    def encode(self, flat: torch.Tensor, seed: Optional[int], noise_seed: Optional[int]) -> List[torch.Tensor]:
-        return list(get_ops(flat).sign_encode(flat))
+    def encode(self, flat: torch.Tensor, seed: Optional[int], noise_seed: Optional[int]):
+        scale, packed, values = get_ops(flat).sign_encode(flat)
+        return [scale, packed], Selection(values)
 
     def decode(self, parts: Sequence[torch.Tensor], numel: int, seed: Optional[int]) -> torch.Tensor:
         scale, packed = parts

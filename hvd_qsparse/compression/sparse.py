@@ -3,13 +3,13 @@
 Payload: the quantizer's parts for the k values, then (unless the indices come from a shared
 seed) the ascending indices packed in ⌈log2 d⌉ bits each.
 """
-from typing import List, Optional, Sequence
+from typing import Optional, Sequence
 
 import torch
 
 from hvd_qsparse.compression.base import Compressor, Context, Layout
 from hvd_qsparse.compression.sparsifiers import Sparsifier
-from hvd_qsparse.ops import ceil_log2, get_ops, pack_bits, packed_nbytes, unpack_bits
+from hvd_qsparse.ops import Selection, ceil_log2, get_ops, pack_bits, packed_nbytes, unpack_bits
 
 
 class SparseCompressor(Compressor):
@@ -24,12 +24,12 @@ class SparseCompressor(Compressor):
     def params(self) -> dict:
         return {**self.sparsifier.params(), **self.quantizer.params()}
 
-    def encode(self, flat: torch.Tensor, seed: Optional[int], noise_seed: Optional[int]) -> List[torch.Tensor]:
+    def encode(self, flat: torch.Tensor, seed: Optional[int], noise_seed: Optional[int]):
         indices = self.sparsifier.select(flat, seed)
-        parts = self.quantizer.encode(flat[indices], seed, noise_seed)
+        parts, kept = self.quantizer.encode(flat[indices], seed, noise_seed)
         if self.sparsifier.sends_indices:
             parts.append(pack_bits(indices, ceil_log2(flat.numel())))
-        return parts
+        return parts, Selection(kept.values.float(), indices)
 
     def decode(self, parts: Sequence[torch.Tensor], numel: int, seed: Optional[int]) -> torch.Tensor:
         indices, values = self.decode_sparse(parts, numel, seed)
@@ -46,11 +46,6 @@ class SparseCompressor(Compressor):
         else:
             indices = self.sparsifier.indices_from_seed(numel, seed, values.device)
         return indices, values
-
-    def subtract_decoded_(self, target: torch.Tensor, payload: torch.Tensor, ctx: Context) -> torch.Tensor:
-        indices, values = self.decode_sparse(self.parts(payload, ctx.numel), ctx.numel, ctx.seed)
-        target.view(-1).index_add_(0, indices, values.to(target.dtype), alpha=-1)
-        return target
 
     def decompress_sum(self, payloads: Sequence[torch.Tensor], ctx: Context) -> torch.Tensor:
         """All ranks' payloads decoded with one scatter-add."""

@@ -9,9 +9,9 @@ from typing import Optional
 
 import torch
 
-from hvd_qsparse.compression.base import check_ratio
 from hvd_qsparse.compression.registry import register_sparsifier
 from hvd_qsparse.ops import get_ops
+from hvd_qsparse.validation import check_ratio
 
 
 class Sparsifier(ABC):

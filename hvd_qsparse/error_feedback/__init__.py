@@ -1,4 +1,4 @@
 """Worker and server error-feedback memory."""
-from hvd_qsparse.error_feedback.memory import ErrorFeedback
+from hvd_qsparse.error_feedback.memory import Compressed, ErrorFeedback
 
-__all__ = ["ErrorFeedback"]
+__all__ = ["Compressed", "ErrorFeedback"]

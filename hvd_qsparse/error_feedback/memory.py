@@ -8,11 +8,22 @@ Invariant, exact up to float rounding: D(p) + m_new = v + m_old. Nothing is lost
 delayed. One instance serves a worker pass; a second instance serves a server pass
 (DoubleSqueeze's δ̄), since the rule is the same.
 """
-from typing import Dict, Optional, Tuple
+from typing import Dict, NamedTuple, Optional, Tuple
 
 import torch
 
 from hvd_qsparse.compression import Compressor, Context, NonFiniteInputError
+from hvd_qsparse.ops import Selection
+
+
+class Compressed(NamedTuple):
+    """One tensor through error feedback: the payload, its context, what it stands for
+    (``ops.Selection``) and whether the input was finite."""
+
+    payload: torch.Tensor
+    ctx: Context
+    selection: Selection
+    finite: bool
 
 
 class ErrorFeedback:
@@ -26,17 +37,15 @@ class ErrorFeedback:
         self.memory: Dict[str, torch.Tensor] = {}
 
     def compress(self, name: str, value: torch.Tensor, compressor: Compressor, seed: Optional[int] = None,
-                 stream: int = 0, return_decoded: bool = True) -> Tuple[torch.Tensor, Context, Optional[torch.Tensor]]:
+                 stream: int = 0) -> Tuple[torch.Tensor, Context, Selection]:
         """Compress ``value + memory[name]`` and keep what did not get through.
 
-        Args:
-            return_decoded: also return D(payload) as a dense tensor. Without it the memory is
-                updated in place from the payload (for sparse compressors only k entries are
-                touched), which saves two passes over the tensor.
+        The memory is updated from the selection the compressor made (for sparse compressors
+        only the k kept entries are touched); the payload is never decoded here.
 
         Returns:
-            ``(payload, ctx, decoded)``: what to send, how to decode it, and D(payload) (fp32,
-            the shape of ``value``; None unless ``return_decoded``).
+            ``(payload, ctx, selection)``: what to send, how to decode it, and D(payload) as the
+            compressor computed it (``ops.Selection``).
 
         Raises:
             ValueError: the compressor refused the input (non-float, NaN/Inf); the memory is
@@ -45,44 +54,33 @@ class ErrorFeedback:
         if not value.is_floating_point():
             raise ValueError(f"error feedback for {name!r}: tensor dtype {value.dtype} is not supported; "
                              "accepted dtypes: float16, bfloat16, float32, float64")
-        compensated = value.detach().float() + self._memory_for(name, value)
-        payload, ctx = compressor.compress(compensated, seed=seed, stream=stream)
-        if return_decoded or compressor.summable:
-            decoded = compressor.decompress(payload, ctx)
-            # Out of place: a summable compressor's payload is the compensated tensor itself.
-            self.memory[name] = compensated - decoded
-            return payload, ctx, decoded if return_decoded else None
-        self.memory[name] = compressor.subtract_decoded_(compensated, payload, ctx)
-        return payload, ctx, None
+        payload, ctx, selection, residual = compressor.compress_with_feedback(
+            value, self._memory_for(name, value), seed=seed, stream=stream)
+        self.memory[name] = residual
+        return payload, ctx, selection
 
     def compress_finite(self, name: str, value: torch.Tensor, compressor: Compressor, seed: Optional[int] = None,
-                        stream: int = 0) -> Tuple[torch.Tensor, Context, bool]:
-        """``compress`` without the decoded tensor, but a non-finite input is not an error: it
-        leaves the memory untouched and, for a lossy compressor, stands in a payload of zeros of
-        the same size, so the collective still matches on every rank; the caller learns it from
-        the flag. A summable compressor (``none``, ``fp16``) sends the non-finite values as they
-        are, as Horovod's allreduce does (the sum is then non-finite on every rank), and the
-        flag stays True.
-
-        Returns:
-            ``(payload, ctx, finite)``.
+                        stream: int = 0) -> Compressed:
+        """``compress``, but a non-finite input is not an error: it leaves the memory untouched
+        and, for a lossy compressor, stands in a payload of zeros of the same size, so the
+        collective still matches on every rank; the caller learns it from ``finite``. A
+        summable compressor (``none``, ``fp16``) sends the non-finite values as they are, as
+        Horovod's allreduce does (the sum is then non-finite on every rank), and ``finite``
+        stays True.
         """
         try:
-            payload, ctx, _ = self.compress(name, value, compressor, seed=seed, stream=stream, return_decoded=False)
-            return payload, ctx, True
+            return Compressed(*self.compress(name, value, compressor, seed=seed, stream=stream), True)
         except NonFiniteInputError:
             if compressor.summable:
-                compensated = value.detach().float() + self._memory_for(name, value)
-                payload, ctx = compressor.compress(compensated, seed=seed, stream=stream, check_finite=False)
-                return payload, ctx, True
-            payload, ctx = compressor.compress(torch.zeros_like(value, dtype=torch.float32), seed=seed, stream=stream)
-            return payload, ctx, False
+                memory = self._memory_for(name, value)
+                compensated = value.detach().float() + (0.0 if memory is None else memory)
+                return Compressed(*compressor.compress_selected(compensated, seed, stream, check_finite=False), True)
+            zeros = torch.zeros_like(value, dtype=torch.float32)
+            return Compressed(*compressor.compress_selected(zeros, seed=seed, stream=stream), False)
 
-    def _memory_for(self, name: str, value: torch.Tensor) -> torch.Tensor:
+    def _memory_for(self, name: str, value: torch.Tensor) -> Optional[torch.Tensor]:
         mem = self.memory.get(name)
-        if mem is None:
-            return torch.zeros(value.shape, dtype=torch.float32, device=value.device)
-        if mem.shape != value.shape:
+        if mem is not None and mem.shape != value.shape:
             raise ValueError(f"error feedback for {name!r}: memory has shape {tuple(mem.shape)}, "
                              f"the tensor has {tuple(value.shape)}")
         return mem

@@ -7,11 +7,12 @@ share a seed draw the same numbers.
 """
 import hashlib
 import math
-from typing import Optional, Tuple
+from typing import Callable, List, Optional, Tuple
 
 import torch
 
 from hvd_qsparse.ops.packing import ceil_log2, pack_bits, unpack_bits
+from hvd_qsparse.ops.selection import Selection
 
 
 def derive_seed(*parts) -> int:
@@ -51,6 +52,30 @@ class TorchOps:
 
     name = "torch"
 
+    # --- error feedback -------------------------------------------------------------------
+    def compress_with_feedback(self, value: torch.Tensor, memory: Optional[torch.Tensor],
+                               encode: Callable[[torch.Tensor], Tuple[List[torch.Tensor], Selection]],
+                               spec: Optional[tuple] = None):
+        """Error feedback's step as one entry: u = v + m, p = C(u), m ← u − D(p).
+
+        This is the slot a fused kernel fills (compensate, select, quantize, pack and update the
+        memory in one pass over the tensor). The reference composes the steps: ``encode`` is the
+        compressor's (it returns the payload's parts and their ``Selection``), and the memory is
+        updated from the selection, so nothing is decoded.
+
+        Args:
+            value: flat fp32 v. memory: flat fp32 m, or None (zeros).
+            encode: the compressor's encoder, for backends without a fused kernel for ``spec``.
+            spec: the operator, ``(name, ((param, value), ...))`` (``Compressor.kernel_spec``),
+                by which a backend picks its fused kernel; the reference ignores it.
+
+        Returns:
+            ``(parts, selection, new_memory)``.
+        """
+        compensated = value.float().clone() if memory is None else value.float() + memory
+        parts, selection = encode(compensated)
+        return parts, selection, selection.residual(compensated)
+
     # --- sparsification -------------------------------------------------------------------
     def topk_indices(self, x: torch.Tensor, k: int) -> torch.Tensor:
         """Indices of the ``k`` entries of largest ``|x|``, ascending (see ``exact_topk_indices``)."""
@@ -71,8 +96,9 @@ class TorchOps:
     def qsgd_encode(self, x: torch.Tensor, levels: int, seed: Optional[int]) -> Tuple[torch.Tensor, torch.Tensor]:
         """QSGD (Alistarh et al., 2017) with ``levels`` = s and stochastic rounding.
 
-        Returns the fp32 norm (1 element) and, per entry, ``code = 2 * level + negative``
-        packed in ``1 + ceil(log2(s + 1))`` bits.
+        Returns the fp32 norm (1 element), per entry ``code = 2 * level + negative`` packed in
+        ``1 + ceil(log2(s + 1))`` bits, and the fp32 values the codes stand for (what
+        ``qsgd_decode`` gives back, bit for bit).
         """
         x = x.float()
         norm = torch.linalg.vector_norm(x).reshape(1)
@@ -83,8 +109,10 @@ class TorchOps:
             lower = scaled.floor()
             rand = self._uniform(x.numel(), seed, x.device)
             level = (lower + (rand < scaled - lower).float()).clamp_(0, levels).to(torch.int64)
-        code = (level << 1) | (x < 0).to(torch.int64)
-        return norm, pack_bits(code, 1 + ceil_log2(levels + 1))
+        negative = x < 0
+        code = (level << 1) | negative.to(torch.int64)
+        values = level.float() * (1.0 - 2.0 * negative.float()) * (norm.float() / levels)
+        return norm, pack_bits(code, 1 + ceil_log2(levels + 1)), values
 
     def qsgd_decode(self, norm: torch.Tensor, packed: torch.Tensor, count: int, levels: int) -> torch.Tensor:
         """Inverse of ``qsgd_encode``: ``norm * sign * level / s`` as fp32."""
@@ -94,10 +122,12 @@ class TorchOps:
 
     # --- scaled sign ----------------------------------------------------------------------
     def sign_encode(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Scaled sign: the fp32 scale ``||x||_1 / d`` and one bit per entry (1 = negative)."""
+        """Scaled sign: the fp32 scale ``||x||_1 / d``, one bit per entry (1 = negative), and
+        the fp32 values they stand for (what ``sign_decode`` gives back)."""
         x = x.float()
         scale = (x.abs().sum() / max(1, x.numel())).reshape(1)
-        return scale, pack_bits((x < 0).to(torch.int64), 1)
+        negative = (x < 0).to(torch.int64)
+        return scale, pack_bits(negative, 1), (1.0 - 2.0 * negative.float()) * scale.float()
 
     def sign_decode(self, scale: torch.Tensor, packed: torch.Tensor, count: int) -> torch.Tensor:
         """Inverse of ``sign_encode``: ``scale * (+1 | -1)``."""

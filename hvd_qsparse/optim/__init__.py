@@ -6,9 +6,10 @@ from hvd_qsparse.optim.buckets import GradientBuckets
 from hvd_qsparse.optim.grads import read_grad, sparse_grads, write_grad
 from hvd_qsparse.optim.options import HorovodOptions
 from hvd_qsparse.optim.params import resolve_named_parameters
+from hvd_qsparse.optim.pipeline import Batch, Round, StepPipeline
 from hvd_qsparse.optim.signature import ModelMismatchError, check_same_model
 from hvd_qsparse.optim.timing import StepTimer
 
-__all__ = ["AmpInputs", "GradientBuckets", "HorovodOptions", "LocalReport", "ModelMismatchError",
+__all__ = ["Batch", "Round", "StepPipeline", "AmpInputs", "GradientBuckets", "HorovodOptions", "LocalReport", "ModelMismatchError",
            "NonFiniteGradientError", "STATE_KEY", "StepTimer", "Verdict", "WrappedOptimizer", "agree",
            "check_same_model", "read_grad", "resolve_named_parameters", "sparse_grads", "write_grad"]

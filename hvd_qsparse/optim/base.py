@@ -24,6 +24,8 @@ from hvd_qsparse.optim.amp import AmpInputs
 from hvd_qsparse.optim.grads import poison_grads_, unscale_grads_
 from hvd_qsparse.optim.options import HorovodOptions
 from hvd_qsparse.optim.params import resolve_named_parameters
+from hvd_qsparse.optim.pipeline import StepPipeline
+from hvd_qsparse.optim.setting import describe_setting
 from hvd_qsparse.optim.signature import check_same_model
 from hvd_qsparse.optim.state_format import STATE_KEY, TorchStateFormat, called_from_broadcast_optimizer_state
 from hvd_qsparse.optim.timing import StepTimer
@@ -53,6 +55,8 @@ class WrappedOptimizer(TorchStateFormat, torch.optim.Optimizer):
             (n, p) for n, p in resolve_named_parameters(optimizer, named_parameters) if p.requires_grad]
         #: seconds per phase (``compress``, ``communicate``) of the current step, for metrics
         self.timer = StepTimer()
+        #: compress → exchange → count, shared by every algorithm (``optim.pipeline``)
+        self.pipeline = StepPipeline(self.comm, self.timer, lambda: self.bits)
         self.backward_passes_per_step = self.options.backward_passes_per_step
         self._synchronized = False
         self._should_synchronize = True
@@ -280,6 +284,14 @@ class WrappedOptimizer(TorchStateFormat, torch.optim.Optimizer):
     def load_synchronized_model(self) -> None:
         """Copy the model every rank agrees on into the parameters (for evaluation); a no-op for
         algorithms whose replicas are identical after every step."""
+
+    #: options that change nothing the run computes or sends, left out of its setting line
+    bookkeeping_options = ("seed",)
+
+    @classmethod
+    def describe_setting(cls, options: dict) -> str:
+        """One line for this algorithm's options, e.g. ``topk+sign(ratio=0.01) H=8``."""
+        return describe_setting(options, cls.bookkeeping_options)
 
     @classmethod
     def add_arguments(cls, group) -> None:

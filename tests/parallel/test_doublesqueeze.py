@@ -50,7 +50,7 @@ def test_sharded_traffic_flat_in_ranks_allgather_grows():
 
 def run_job(tmp_path, tag, *flags):
     out = tmp_path / f"{tag}.json"
-    run_command(mpirun_command(2, [sys.executable, "-m", "hvd_qsparse.train", "--no-progress", "--epochs", "20",
+    run_command(mpirun_command(2, [sys.executable, "-m", "hvd_qsparse.jobs.train", "--no-progress", "--epochs", "20",
                                    "--json", str(out), *flags]), timeout=500)
     return json.loads(out.read_text())
 
@@ -72,6 +72,6 @@ def test_sign_close_to_dense_and_server_memory_helps(tmp_path):
 
 def test_bad_flags_rejected_before_training():
     for flags, needle in ((["--warmup-steps", "3"], "--warmup-steps"), (["--server-layout", "star"], "invalid choice")):
-        out = run_command([sys.executable, "-m", "hvd_qsparse.train", "--algorithm", "doublesqueeze", *flags],
+        out = run_command([sys.executable, "-m", "hvd_qsparse.jobs.train", "--algorithm", "doublesqueeze", *flags],
                           expect_rc=2, timeout=60)
         assert needle in out, (flags, out)

@@ -53,7 +53,7 @@ def log_linear_fit(gaps):
 
 def test_convex_geometric_and_5x_fewer_bits_than_gd(tmp_path):
     out = tmp_path / "convex.json"
-    text = run_command(mpirun_command(2, [sys.executable, "-m", "hvd_qsparse.cli.convex", "--grid", "--l2", "3e-3",
+    text = run_command(mpirun_command(2, [sys.executable, "-m", "hvd_qsparse.jobs.convex", "--grid", "--l2", "3e-3",
                                           "--xi-grid", "1.75", "--beta-grid", "1", "--json", str(out)]),
                        timeout=TIMEOUT)
     print(text)
@@ -74,7 +74,7 @@ def test_convex_geometric_and_5x_fewer_bits_than_gd(tmp_path):
 def test_digits_within_two_points_of_dense_sgd(tmp_path):
     def job(name, *flags):
         out = tmp_path / f"{name}.json"
-        run_command(mpirun_command(2, [sys.executable, "-m", "hvd_qsparse.train", "--no-progress", "--epochs", "20",
+        run_command(mpirun_command(2, [sys.executable, "-m", "hvd_qsparse.jobs.train", "--no-progress", "--epochs", "20",
                                        "--json", str(out), *flags]), timeout=TIMEOUT)
         return json.loads(out.read_text())
     dense = job("dense", "--compressor", "none", "--local-steps", "1")

@@ -6,15 +6,15 @@ import sys
 import pytest
 
 from conftest import mpirun_command, run_command
-from hvd_qsparse.cli.metrics import read_metrics
-from hvd_qsparse.cli.plot import plot
+from hvd_qsparse.reporting.metrics import read_metrics
+from hvd_qsparse.reporting.plot import plot
 
 pytestmark = pytest.mark.timeout(400)
 
 
 def job(tmp_path, name, *flags):
     summary = tmp_path / f"{name}.summary.json"
-    run_command(mpirun_command(2, [sys.executable, "-m", "hvd_qsparse.train", "--no-progress", "--epochs", "2",
+    run_command(mpirun_command(2, [sys.executable, "-m", "hvd_qsparse.jobs.train", "--no-progress", "--epochs", "2",
                                    "--json", str(summary), *flags]))
     return json.loads(summary.read_text())
 

@@ -50,7 +50,7 @@ def test_bad_input_same_clear_error_on_every_rank():
 
 def test_mpi_without_usable_one_sided_fails_cleanly():
     # Open MPI's osc pt2pt refuses MPI_THREAD_MULTIPLE: as good as no one-sided support here.
-    cmd = mpirun_command(2, ["--mca", "osc", "pt2pt", sys.executable, "-m", "hvd_qsparse.train", "--no-progress",
+    cmd = mpirun_command(2, ["--mca", "osc", "pt2pt", sys.executable, "-m", "hvd_qsparse.jobs.train", "--no-progress",
                              "--algorithm", "qsparse-async", "--epochs", "1"])
     out = run_command(cmd, expect_rc=1, timeout=TIMEOUT)
     assert "OneSidedUnavailableError" in out and "MPI_Win_allocate failed" in out and "--algorithm qsparse" in out
@@ -60,14 +60,14 @@ def test_bad_flags_rejected_before_training():
     for flags, needle in ((["--window-host-rank", "-1"], "--window-host-rank"),
                           (["--straggler-sleep", "-1"], "--straggler-sleep"),
                           (["--straggler-rank", "-2"], "--straggler-rank")):
-        out = run_command([sys.executable, "-m", "hvd_qsparse.train", "--algorithm", "qsparse-async", *flags],
+        out = run_command([sys.executable, "-m", "hvd_qsparse.jobs.train", "--algorithm", "qsparse-async", *flags],
                           expect_rc=2, timeout=60)
         assert needle in out, (flags, out)
 
 
 def run_job(tmp_path, name, *flags):
     out = tmp_path / f"{name}.json"
-    run_command(mpirun_command(2, [sys.executable, "-m", "hvd_qsparse.train", "--no-progress", "--epochs", "20",
+    run_command(mpirun_command(2, [sys.executable, "-m", "hvd_qsparse.jobs.train", "--no-progress", "--epochs", "20",
                                    "--compressor", "topk+sign", "--ratio", "0.05", "--local-steps", "4",
                                    "--json", str(out), *flags]), timeout=TIMEOUT)
     return json.loads(out.read_text())

@@ -30,7 +30,7 @@ def elastic_job(summary: Path, kill_slot=None, kill_after="round 45:", timeout=3
     ``kill_after`` shows in the log. Returns (output, summary, killed pid)."""
     cmd = [HOROVODRUN, "--gloo", "-np", "3", "--min-np", "2", "--max-np", "3", "--host-discovery-script",
            str(ROOT / "launch" / "discover_hosts.sh"), "--network-interfaces", "lo",
-           sys.executable, "-m", "hvd_qsparse.train_elastic", *ELASTIC_FLAGS, "--json", str(summary)]
+           sys.executable, "-m", "hvd_qsparse.jobs.train_elastic", *ELASTIC_FLAGS, "--json", str(summary)]
     env = dict(launch_env(), HOROVOD_GLOO_TIMEOUT_SECONDS="20")
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
                             cwd=str(ROOT), start_new_session=True)
@@ -80,7 +80,7 @@ def test_killed_worker_survivors_finish_close_to_undisturbed(tmp_path):
 
 def rounds_to_target(tmp_path, redundancy, epochs, target=0.95):
     out = tmp_path / f"q{redundancy}.json"
-    run_command(mpirun_command(4, [sys.executable, "-m", "hvd_qsparse.train_elastic", "--no-progress",
+    run_command(mpirun_command(4, [sys.executable, "-m", "hvd_qsparse.jobs.train_elastic", "--no-progress",
                                    "--compressor", "none", "--local-steps", "8", "--non-iid",
                                    "--redundancy", str(redundancy), "--epochs", str(epochs), "--eval-every", "1",
                                    "--target-accuracy", str(target), "--stop-at-target", "--json", str(out)]),

@@ -11,7 +11,7 @@ pytestmark = pytest.mark.timeout(400)
 
 def run_job(tmp_path, *flags):
     out = tmp_path / "summary.json"
-    run_command(mpirun_command(2, [sys.executable, "-m", "hvd_qsparse.train", "--no-progress",
+    run_command(mpirun_command(2, [sys.executable, "-m", "hvd_qsparse.jobs.train", "--no-progress",
                                    "--epochs", "20", "--json", str(out), *flags]))
     return json.loads(out.read_text())
 
@@ -31,7 +31,7 @@ def test_bad_flags_rejected_before_training(tmp_path):
     for flags, needle in ((["--ratio", "0"], "ratio"), (["--ratio", "1.5"], "ratio"),
                           (["--levels", "0"], "levels"), (["--local-steps", "0"], "--local-steps"),
                           (["--compressor", "nope"], "invalid choice")):
-        out = run_command([sys.executable, "-m", "hvd_qsparse.train", *flags], expect_rc=2, timeout=60)
+        out = run_command([sys.executable, "-m", "hvd_qsparse.jobs.train", *flags], expect_rc=2, timeout=60)
         assert needle in out, (flags, out)
 
 
@@ -53,6 +53,6 @@ def test_one_failing_rank_ends_the_job_instead_of_hanging():
 
 
 def test_redundancy_above_the_number_of_workers_is_refused_before_training():
-    out = run_command(mpirun_command(2, [sys.executable, "-m", "hvd_qsparse.train", "--no-progress",
+    out = run_command(mpirun_command(2, [sys.executable, "-m", "hvd_qsparse.jobs.train", "--no-progress",
                                          "--algorithm", "risgd", "--redundancy", "3"]), expect_rc=1, timeout=120)
     assert "redundancy must be an integer in [1, 2]" in out and "test acc" not in out

@@ -33,3 +33,8 @@ def subprocess_env():
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT)] + [p for p in [env.get("PYTHONPATH")] if p])
     return env
+
+
+def dense_of(selection, like):
+    """The dense tensor (``like``'s shape, fp32) an ``ops.Selection`` stands for."""
+    return selection.dense(like.numel()).view(like.shape)

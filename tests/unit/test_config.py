@@ -1,7 +1,7 @@
 """``--config FILE``: YAML or TOML instead of flags, flags given as well win, bad keys refused."""
 import pytest
 
-from hvd_qsparse.train import parse_args
+from hvd_qsparse.jobs.train import parse_args
 
 
 def write(tmp_path, name, text):

@@ -2,8 +2,8 @@
 import pytest
 import torch
 
-from hvd_qsparse.cli import convex
-from hvd_qsparse.cli.logistic import check_dataset, load_problem
+from hvd_qsparse.jobs import convex
+from hvd_qsparse.workloads.logistic import check_dataset, load_problem
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +66,7 @@ def test_bad_convex_flags_exit_naming_the_flag(capsys, flags, needle):
 @pytest.mark.parametrize("flags,needle", [(["--xi", "-2"], "--xi must be"), (["--beta", "1.5"], "--beta must be"),
                                           (["--warmup-steps", "3"], "--warmup-steps must be 0 with gdsec")])
 def test_bad_training_job_flags_exit_naming_the_flag(capsys, flags, needle):
-    from hvd_qsparse.train import parse_args
+    from hvd_qsparse.jobs.train import parse_args
     with pytest.raises(SystemExit) as exc:
         parse_args(["--algorithm", "gdsec", *flags])
     assert exc.value.code == 2 and needle in capsys.readouterr().err

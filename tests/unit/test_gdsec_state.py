@@ -4,7 +4,8 @@ import math
 import pytest
 import torch
 
-from hvd_qsparse.algorithms.gdsec_state import GdsecState, check_beta, check_xi
+from hvd_qsparse.algorithms.gdsec_state import GdsecState
+from hvd_qsparse.validation import check_beta, check_xi
 
 
 @pytest.mark.parametrize("beta", [0, 0.0, -0.5, 1.01, float("nan"), "1", True, None])

@@ -9,8 +9,8 @@ from hvd_qsparse.algorithms import RiSGDState
 from hvd_qsparse.algorithms.qsparse_state import QsparseState
 from hvd_qsparse.algorithms.risgd_elastic import RiSGDElasticState, claim_slots
 from hvd_qsparse.compression import create
-from hvd_qsparse.train import parse_args
-from hvd_qsparse.train_elastic import parse_args as parse_elastic_args
+from hvd_qsparse.jobs.train import parse_args
+from hvd_qsparse.jobs.train_elastic import parse_args as parse_elastic_args
 
 
 @pytest.fixture(scope="module")

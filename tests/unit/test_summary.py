@@ -3,8 +3,8 @@ import argparse
 
 import pytest
 
-from hvd_qsparse import train
-from hvd_qsparse.cli.summary import describe_setting, format_table, run_setting
+from hvd_qsparse.jobs import train
+from hvd_qsparse.reporting.summary import describe_setting, format_table, run_setting
 
 
 @pytest.mark.parametrize("argv, expected", [

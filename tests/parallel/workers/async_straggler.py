@@ -18,8 +18,8 @@ import torch
 from async_common import run_or_abort
 
 import hvd_qsparse
-from hvd_qsparse.cli.data import load_digits_split, shard_batches
-from hvd_qsparse.cli.models import accuracy, digits_mlp
+from hvd_qsparse.workloads.data import load_digits_split, shard_batches
+from hvd_qsparse.workloads.models import accuracy, digits_mlp
 
 OPTIONS = {"compressor": "topk+sign", "ratio": 0.05, "local_steps": 4, "seed": 0}
 BATCH = 32

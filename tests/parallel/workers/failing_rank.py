@@ -2,7 +2,7 @@
 collective: the job must end with a non-zero code, not hang."""
 import sys
 
-from hvd_qsparse import train as job
+from hvd_qsparse.jobs import train as job
 
 real_train = job.train
 

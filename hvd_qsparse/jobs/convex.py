@@ -1,6 +1,6 @@
-"""The full-batch convex job: ``mpirun -np 2 python -m hvd_qsparse.cli.convex [flags]``.
+"""The full-batch convex job: ``mpirun -np 2 python -m hvd_qsparse.jobs.convex [flags]``.
 
-Distributed gradient descent on L2-regularised logistic regression (``cli.logistic``), the
+Distributed gradient descent on L2-regularised logistic regression (``workloads.logistic``), the
 setting of the GD-SEC paper: every rank holds an equal block of the samples and computes its
 full-batch gradient every step; the wrapped ``torch.optim.SGD`` (no momentum, step α = lr-scale/L)
 steps with what the algorithm delivers. A run stops when the relative optimality gap
@@ -20,8 +20,8 @@ from typing import List
 import torch
 
 from hvd_qsparse.algorithms import DistributedOptimizer, algorithm_class
-from hvd_qsparse.algorithms.gdsec_state import check_beta, check_xi
-from hvd_qsparse.cli.logistic import DATASETS, LogisticProblem, load_problem
+from hvd_qsparse.validation import check_beta, check_xi
+from hvd_qsparse.workloads.logistic import DATASETS, LogisticProblem, load_problem
 
 GD_OPTIONS = {"algorithm": "qsparse", "compressor": "none", "local_steps": 1}
 DEFAULT_XI = 1.75
@@ -29,7 +29,7 @@ RATE_WINDOW = 1e-2  # gaps below this are in the linear phase the rate is fitted
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m hvd_qsparse.cli.convex", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m hvd_qsparse.jobs.convex", description=__doc__.splitlines()[0])
     p.add_argument("--algorithm", default="gdsec", choices=("gd", "gdsec"))
     p.add_argument("--dataset", default="digits", choices=DATASETS, help="digits: one-vs-rest, 10 classes")
     p.add_argument("--l2", type=float, default=1e-3, help="λ > 0, the L2 weight (strong convexity)")

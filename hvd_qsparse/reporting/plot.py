@@ -1,5 +1,5 @@
-"""``python -m hvd_qsparse.cli plot RUN... --out DIR``: accuracy against bits sent and against
-wall time, every run on the same two figures (PNG, matplotlib).
+"""Accuracy against bits sent and against wall time, every run on the same two figures (PNG,
+matplotlib); ``python -m hvd_qsparse.cli plot RUN... --out DIR`` draws them.
 
 A RUN is a metrics file of the training job (``--metrics run.jsonl`` or ``.csv``); the points are
 its evaluation rows. Bits are the largest per-rank total at that step. Both x axes are
@@ -8,7 +8,7 @@ linear axis squeezes them into the first pixels.
 """
 from pathlib import Path
 
-from hvd_qsparse.cli.metrics import read_metrics
+from hvd_qsparse.reporting.metrics import read_metrics
 
 FIGURES = {"accuracy_vs_bits.png": "bits sent per rank (largest rank)",
            "accuracy_vs_time.png": "wall time (s)"}
@@ -66,17 +66,3 @@ def plot(paths, out_dir: str, ymin=None, target=None) -> list:
         written.append(str(out / filename))
     return written
 
-
-def run(args) -> int:
-    for path in plot(args.runs, args.out, args.ymin, args.target):
-        print(path)
-    return 0
-
-
-def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("plot", help="PNG plots of accuracy against bits and wall time")
-    p.add_argument("runs", nargs="+", metavar="RUN", help="metrics files (.jsonl or .csv) of the job")
-    p.add_argument("--out", default="plots", help="folder for the PNG files")
-    p.add_argument("--ymin", type=float, help="lowest test accuracy shown, in %% (default: every point)")
-    p.add_argument("--target", type=float, help="draw this test accuracy (in %%) as a dashed line")
-    p.set_defaults(func=run)

@@ -7,28 +7,16 @@ the benchmark's peers) prints and writes at the end, and the per-step recorder b
 """
 import json
 
-from hvd_qsparse.cli.metrics import MetricsLog, StepRecorder
-from hvd_qsparse.cli.models import accuracy
-from hvd_qsparse.compression.registry import create
+from hvd_qsparse.algorithms import algorithm_class, available_algorithms
+from hvd_qsparse.optim import setting as optim_setting
+from hvd_qsparse.reporting.metrics import MetricsLog, StepRecorder
+from hvd_qsparse.workloads.models import accuracy
 
-# Options that do not change what a run computes or sends, left out of its "setting" line.
-_BOOKKEEPING = ("compressor", "ratio", "levels", "seed", "progress", "host_rank")
-
-
-def describe_setting(options: dict) -> str:
-    """One line for an algorithm's options, e.g. ``topk+sign(ratio=0.01) H=8``: the compressor
-    with only the parameters it uses, then the algorithm's own options (``local_steps`` as ``H``),
-    leaving out seeds, defaults of zero and unset values."""
-    parts = []
-    if "compressor" in options:
-        params = create(options["compressor"], ratio=options.get("ratio"), levels=options.get("levels")).params()
-        shown = ",".join(f"{k}={v}" for k, v in params.items() if v is not False)
-        parts.append(f"{options['compressor']}({shown})" if shown else options["compressor"])
-    for key, value in options.items():
-        if key in _BOOKKEEPING or value is None or (key == "warmup_steps" and value == 0):
-            continue
-        parts.append(f"{'H' if key == 'local_steps' else key}={value}")
-    return " ".join(parts)
+def describe_setting(options: dict, algorithm=None) -> str:
+    """One line for an algorithm's options (``optim.setting``), as ``algorithm`` describes them."""
+    if algorithm in available_algorithms():
+        return algorithm_class(algorithm).describe_setting(options)
+    return optim_setting.describe_setting(options)
 
 
 def make_recorder(args, comm, opt, model, test_set, steps_per_epoch):
@@ -47,7 +35,8 @@ def make_recorder(args, comm, opt, model, test_set, steps_per_epoch):
 def run_setting(args) -> str:
     """The run's setting line: ``args.setting`` when the job names it (the peers), else from the
     algorithm's options."""
-    return getattr(args, "setting", None) or describe_setting(getattr(args, "options", {}))
+    return getattr(args, "setting", None) or describe_setting(getattr(args, "options", {}),
+                                                              getattr(args, "algorithm", None))
 
 
 def run_summary(args, comm, opt, model, test_set, wall) -> dict:

@@ -1,12 +1,12 @@
 """The elastic RI-SGD job: survives losing workers (``bash launch/train_elastic.sh [flags]``).
 
 ``horovodrun --gloo -np 3 --min-np 2 --max-np 3 --host-discovery-script
-launch/discover_hosts.sh --network-interfaces lo python -m hvd_qsparse.train_elastic [flags]``
-trains the digits job of ``hvd_qsparse.train`` with ``--algorithm risgd`` inside
+launch/discover_hosts.sh --network-interfaces lo python -m hvd_qsparse.jobs.train_elastic [flags]``
+trains the digits job of ``hvd_qsparse.jobs.train`` with ``--algorithm risgd`` inside
 ``hvd.elastic.run``: the state (model, optimizer wrapper, sampler) is committed every
 ``--commit-every`` rounds; when a worker dies the survivors roll back to the last commit,
 re-map the chunks and finish. It also runs under plain ``mpirun`` (no elastic driver: a lost
-worker then ends the job). Every flag of ``hvd_qsparse.train`` applies, plus:
+worker then ends the job). Every flag of ``hvd_qsparse.jobs.train`` applies, plus:
 
   --eval-every N        log the test accuracy of the averaged model every N rounds
   --target-accuracy A   report the first round whose accuracy is >= A (needs --eval-every)
@@ -20,19 +20,19 @@ import time
 import horovod.torch as hvd
 import torch
 
-from hvd_qsparse import train as job
 from hvd_qsparse.algorithms import DistributedOptimizer
 from hvd_qsparse.algorithms.risgd_elastic import RiSGDElasticState
-from hvd_qsparse.cli.data import load_digits_split
-from hvd_qsparse.cli.models import accuracy, digits_mlp
-from hvd_qsparse.cli.summary import format_table, run_summary, write_outputs
+from hvd_qsparse.jobs import train as job
+from hvd_qsparse.reporting.summary import format_table, run_summary, write_outputs
+from hvd_qsparse.workloads.data import load_digits_split
+from hvd_qsparse.workloads.models import accuracy, digits_mlp
 
-log = logging.getLogger("hvd_qsparse.train_elastic")
+log = logging.getLogger("hvd_qsparse.jobs.train_elastic")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    """This job's flags, then ``hvd_qsparse.train``'s (with ``--algorithm risgd``)."""
-    own = argparse.ArgumentParser(prog="python -m hvd_qsparse.train_elastic", add_help=False,
+    """This job's flags, then ``hvd_qsparse.jobs.train``'s (with ``--algorithm risgd``)."""
+    own = argparse.ArgumentParser(prog="python -m hvd_qsparse.jobs.train_elastic", add_help=False,
                                   description=__doc__.splitlines()[0])
     own.add_argument("--eval-every", type=int, default=0, metavar="N")
     own.add_argument("--target-accuracy", type=float, default=None, metavar="A")
@@ -89,7 +89,7 @@ def _evaluate(args, opt, model, test_set, curve) -> bool:
 
 
 def summarize(args, opt, model, test_set, state, curve, wall) -> dict:
-    """``hvd_qsparse.train``'s summary plus rounds, the accuracy curve and the elastic history."""
+    """``hvd_qsparse.jobs.train``'s summary plus rounds, the accuracy curve and the elastic history."""
     summary = run_summary(args, hvd, opt, model, test_set, wall)
     reached = [r for r, acc in curve if args.target_accuracy is not None and acc >= args.target_accuracy]
     summary.update(rounds=opt.rounds_done, redundancy=opt.rstate.redundancy, non_iid=opt.rstate.non_iid,

@@ -8,18 +8,16 @@ no count header: the variable-size allgather already tells every rank the byte s
 payload, and k follows from it, because 4k + aligned(packed_nbytes(k, ⌈log2 d⌉)) grows strictly
 with k. Nothing selected is an empty payload (0 bytes).
 
-This operator lives with the algorithm rather than in ``hvd_qsparse.compression`` because its
-selection needs per-entry thresholds that only GD-SEC's state knows (they scale with how far
-each parameter moved); it is not offered as a ``--compressor``. An instance carries one
+It is not registered as a ``--compressor``: its selection needs per-entry thresholds that only
+GD-SEC's state knows (they scale with how far each parameter moved). An instance carries one
 threshold tensor and is built per (step, tensor); decoding never needs the threshold.
 """
 from typing import List, Optional, Sequence
 
 import torch
 
-from hvd_qsparse.compression import Compressor
-from hvd_qsparse.compression.base import Layout
-from hvd_qsparse.ops import (as_bytes, ceil_log2, get_ops, layout_nbytes, pack_bits, packed_nbytes, split_parts,
+from hvd_qsparse.compression.base import Compressor, Layout
+from hvd_qsparse.ops import (Selection, as_bytes, ceil_log2, get_ops, layout_nbytes, pack_bits, packed_nbytes, split_parts,
                              unpack_bits)
 
 VALUE_BITS = 32
@@ -38,10 +36,11 @@ class ThresholdSparsifier(Compressor):
     def __init__(self, threshold: Optional[torch.Tensor] = None):
         self.threshold = threshold
 
-    def encode(self, flat: torch.Tensor, seed: Optional[int], noise_seed: Optional[int]) -> List[torch.Tensor]:
+    def encode(self, flat: torch.Tensor, seed: Optional[int], noise_seed: Optional[int]):
         limit = 0.0 if self.threshold is None else self.threshold.reshape(-1).to(flat.dtype)
         indices = torch.nonzero(flat.abs() > limit).reshape(-1)
-        return [flat[indices], pack_bits(indices, ceil_log2(flat.numel()))]
+        values = flat[indices]
+        return [values, pack_bits(indices, ceil_log2(flat.numel()))], Selection(values, indices)
 
     def decode(self, parts: Sequence[torch.Tensor], numel: int, seed: Optional[int]) -> torch.Tensor:
         values, packed = parts
@@ -81,6 +80,10 @@ class ThresholdSparsifier(Compressor):
     def analytic_bits_for(k: int, numel: int) -> int:
         """k·(⌈log2 d⌉ + 32): the ``topk`` row of docs/algorithms.md's table with a data-dependent k."""
         return k * (ceil_log2(numel) + VALUE_BITS)
+
+    def analytic_bits_of(self, selection: Selection, numel: int) -> int:
+        """k·(⌈log2 d⌉ + 32) with the k entries this payload kept."""
+        return self.analytic_bits_for(selection.values.numel(), numel)
 
     def analytic_bits(self, numel: int) -> int:
         """Bits of the largest payload (every entry kept)."""

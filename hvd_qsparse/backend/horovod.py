@@ -1,19 +1,31 @@
-"""The ranks an exchange runs over, and Horovod's collectives on them.
+"""The Horovod communicator: the one module that imports ``horovod.torch``.
 
 Every exchange and algorithm talks through one ``HorovodCommunicator`` handed to it, never
 through the module-level ``horovod.torch`` world, so a wrapper built with
 ``process_set=hvd.ProcessSet([0, 2])`` runs its whole algorithm on those ranks: ``rank`` and
 ``size`` are the process set's, and every collective carries it. Ranks outside the set take
 plain local steps, as Horovod's own ``DistributedOptimizer`` does.
+
+It also hands the compressors Horovod's ``Compressor`` interface to subclass, so that our
+compressors work in stock ``hvd.DistributedOptimizer(compression=...)``. Where Horovod is not
+installed (a GPU box running the kernels' checks) the interface is ``object`` and building a
+communicator raises.
 """
 import pickle
 from typing import Optional
 
-import horovod.torch as hvd
 import torch
 
+try:
+    import horovod.torch as hvd
+    from horovod.torch.compression import Compressor as HorovodCompressorInterface
+except ImportError:  # pragma: no cover - the compressors and ops still run without Horovod
+    hvd = None
+    HorovodCompressorInterface = object
+
 #: Horovod's reduce operations by the names the wrappers use.
-REDUCE_OPS = {"average": hvd.Average, "sum": hvd.Sum, "adasum": hvd.Adasum, "min": hvd.Min, "max": hvd.Max}
+REDUCE_OPS = {} if hvd is None else {"average": hvd.Average, "sum": hvd.Sum, "adasum": hvd.Adasum,
+                                     "min": hvd.Min, "max": hvd.Max}
 
 
 class JoinInProgress(RuntimeError):
@@ -43,6 +55,8 @@ def reduce_op_name(op) -> str:
 def is_horovod_compression(value) -> Optional[str]:
     """The hvd_qsparse compressor name for Horovod's own ``hvd.Compression.none``/``.fp16``
     (the classes or instances of them), else None."""
+    if hvd is None:
+        return None
     for name in ("none", "fp16"):
         cls = getattr(hvd.Compression, name)
         if value is cls or type(value) is cls:
@@ -58,6 +72,8 @@ class HorovodCommunicator:
     """
 
     def __init__(self, process_set=None):
+        if hvd is None:
+            raise RuntimeError("hvd_qsparse: Horovod is not installed; run launch/setup.sh (it builds Horovod 0.28.1)")
         self.process_set = hvd.global_process_set if process_set is None else process_set
 
     # --- who -----------------------------------------------------------------------------
@@ -75,6 +91,11 @@ class HorovodCommunicator:
     def included(self) -> bool:
         """True when this process belongs to the set."""
         return bool(self.process_set.included())
+
+    @staticmethod
+    def mpi_enabled() -> bool:
+        """True when Horovod runs on MPI (``mpirun``, ``horovodrun`` without ``--gloo``)."""
+        return bool(hvd.mpi_enabled())
 
     @property
     def is_global(self) -> bool:

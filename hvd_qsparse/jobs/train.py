@@ -1,4 +1,4 @@
-"""The training job: ``horovodrun -np 2 python -m hvd_qsparse.train [flags]``.
+"""The training job: ``horovodrun -np 2 python -m hvd_qsparse.jobs.train [flags]``.
 
 Trains a small network on scikit-learn's digits with the chosen algorithm and compressor, and
 ends with a table: test accuracy, bits sent per rank, the ratio to dense fp32 allreduce, wall
@@ -14,18 +14,19 @@ import time
 import torch
 
 from hvd_qsparse.algorithms import DistributedOptimizer, algorithm_class, available_algorithms
-from hvd_qsparse.cli import config
-from hvd_qsparse.cli.data import load_digits_split, shard_batches
-from hvd_qsparse.cli.metrics import check_path
-from hvd_qsparse.cli.models import digits_mlp
-from hvd_qsparse.cli.summary import format_table, make_recorder, run_setting, run_summary, write_outputs
-from hvd_qsparse.compression import available, check_levels, check_ratio
+from hvd_qsparse.compression import available
+from hvd_qsparse.jobs import config
+from hvd_qsparse.jobs.flags import check_compressor_flags
+from hvd_qsparse.reporting.metrics import check_path
+from hvd_qsparse.reporting.summary import format_table, make_recorder, run_setting, run_summary, write_outputs
+from hvd_qsparse.workloads.data import load_digits_split, shard_batches
+from hvd_qsparse.workloads.models import digits_mlp
 
-log = logging.getLogger("hvd_qsparse.train")
+log = logging.getLogger("hvd_qsparse.jobs.train")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m hvd_qsparse.train", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m hvd_qsparse.jobs.train", description=__doc__.splitlines()[0])
     p.add_argument("--algorithm", default="qsparse", choices=available_algorithms())
     p.add_argument("--compressor", default="topk+sign", choices=available(),
                    help="operator QComp_k (see README's table)")
@@ -91,15 +92,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     except ValueError as err:
         parser.error(f"--algorithm {args.algorithm}: {err}")
     return args
-
-
-def check_compressor_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """``--ratio`` and ``--levels`` in range, or a usage error naming the flag."""
-    for flag, check, value in (("--ratio", check_ratio, args.ratio), ("--levels", check_levels, args.levels)):
-        try:
-            check(value)
-        except ValueError as err:
-            parser.error(f"{flag}: {err}")
 
 
 def train(args: argparse.Namespace, hvd) -> dict:

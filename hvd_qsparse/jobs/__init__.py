@@ -1,0 +1,1 @@
+"""The jobs: digits training (``train``, ``train_elastic``), the convex job (``convex``) and their flags."""

@@ -1,0 +1,118 @@
+"""The one step pipeline every algorithm runs: compress → exchange → apply.
+
+An algorithm states its policy (when to talk, which values, with which compressor, memory and
+exchange, and how to apply the sums); the plumbing is here, once:
+
+- ``compress``: every tensor through its error-feedback memory (or plainly, for dense warm-up
+  steps), with the per-(step, tensor) seed ``derive_seed(seed, step, name)`` and this rank's
+  rounding-noise stream; a non-finite tensor is marked in the step's ``LocalReport`` and stands
+  in zeros, so the collective still matches on every rank. Timed as ``compress``.
+- ``start``: the messages go into the exchange, with the report's flag riding in its buffers
+  (timed as ``communicate``, since some exchanges block there).
+- ``finish``: wait (timed as ``communicate``), then record the bits this rank sent and received
+  as the exchange measured them on its buffers, the analytic figure, the dense baseline and
+  the flag's bytes in the algorithm's ``comm.BitCounter``.
+"""
+from dataclasses import dataclass, field
+from typing import Callable, List, Optional, Sequence, Tuple, Union
+
+import torch
+
+from hvd_qsparse.comm import Exchange, Message, Pending
+from hvd_qsparse.compression import Compressor
+from hvd_qsparse.error_feedback import ErrorFeedback
+from hvd_qsparse.ops import Selection, derive_seed
+from hvd_qsparse.optim.agreement import LocalReport
+from hvd_qsparse.optim.timing import StepTimer
+
+#: a compressor, or ``(name, value) -> Compressor`` when it depends on the tensor (GD-SEC's thresholds)
+CompressorFor = Union[Compressor, Callable[[str, torch.Tensor], Compressor]]
+
+
+@dataclass
+class Batch:
+    """One exchange's worth of compressed tensors on this rank."""
+
+    messages: List[Message] = field(default_factory=list)
+    analytic_bits: int = 0  # docs/algorithms.md's figure for these payloads
+    numel: int = 0          # entries, d, for the dense fp32 baseline
+
+    @property
+    def selections(self) -> List[Selection]:
+        """What each payload stands for (this rank's contribution, never decoded)."""
+        return [m.selection for m in self.messages]
+
+
+@dataclass
+class Round:
+    """An exchange in flight: its ``Pending`` and the batch that went in."""
+
+    pending: Pending
+    batch: Batch
+    step: int
+    totals: Optional[List[torch.Tensor]] = None  # after ``StepPipeline.run``
+
+
+class StepPipeline:
+    """Compress, exchange and count for one algorithm (its communicator, timer and bits).
+
+    Args:
+        comm: the ranks (``HorovodCommunicator``); ``comm.rank`` is the rounding-noise stream.
+        timer: the wrapper's ``StepTimer``.
+        bits: a callable returning the algorithm state's ``BitCounter`` (the state object may be
+            replaced, by ``load_state_dict`` or a new shard plan).
+    """
+
+    def __init__(self, comm, timer: StepTimer, bits: Callable):
+        self.comm, self.timer, self._bits = comm, timer, bits
+
+    def compress(self, named_values: Sequence[Tuple[str, torch.Tensor]], compressor: CompressorFor,
+                 memory: Optional[ErrorFeedback], *, seed: int, step: int, report: LocalReport,
+                 index: Callable[[int, str], int] = lambda i, name: i) -> Batch:
+        """Every ``(name, value)`` through ``memory`` (None: no error feedback, dense and
+        unchecked, as Horovod's allreduce carries NaN), marking ``index(i, name)`` in ``report``
+        for a non-finite value."""
+        batch = Batch()
+        with self.timer.phase("compress"):
+            for i, (name, value) in enumerate(named_values):
+                codec = compressor if isinstance(compressor, Compressor) else compressor(name, value)
+                tensor_seed = derive_seed(seed, step, name)
+                if memory is None:
+                    payload, ctx, selection = codec.compress_selected(value, tensor_seed, self.comm.rank,
+                                                                      check_finite=False)
+                else:
+                    payload, ctx, selection, finite = memory.compress_finite(
+                        name, value, codec, seed=tensor_seed, stream=self.comm.rank)
+                    if not finite:
+                        report.mark_bad(index(i, name))
+                batch.messages.append(Message(payload, ctx, selection))
+                batch.analytic_bits += codec.analytic_bits_of(selection, value.numel())
+                batch.numel += value.numel()
+        return batch
+
+    def start(self, exchange: Exchange, batch: Batch, name: str, step: int, flag: Optional[int] = None) -> Round:
+        """Begin the exchange of ``batch`` (``flag`` rides in its buffers). Timed as
+        ``communicate``: some exchanges block here (a size allgather, both server passes)."""
+        with self.timer.phase("communicate"):
+            return Round(exchange.start(batch.messages, name=name, flag=flag), batch, step)
+
+    def finish(self, round_: Round) -> List[torch.Tensor]:
+        """Wait for ``round_`` and record its bits; the sums over ranks, one per message."""
+        with self.timer.phase("communicate"):
+            totals = round_.pending.wait()
+        self.record(round_)
+        return totals
+
+    def record(self, round_: Round) -> None:
+        """Record the bits of a finished round in the algorithm's counter."""
+        pending, batch = round_.pending, round_.batch
+        analytic = batch.analytic_bits if pending.analytic_bits is None else pending.analytic_bits
+        bits = self._bits()
+        bits.record(round_.step, 8 * pending.sent_bytes, analytic, 32 * batch.numel, received=8 * pending.received_bytes)
+        bits.record_control(round_.step, 8 * pending.control_bytes)
+
+    def run(self, exchange: Exchange, batch: Batch, name: str, step: int, flag: Optional[int] = None) -> Round:
+        """``start`` then wait; the finished round (its ``pending`` holds flags and results)."""
+        round_ = self.start(exchange, batch, name, step, flag)
+        round_.totals = self.finish(round_)
+        return round_

@@ -1,0 +1,60 @@
+"""The package's argument checks, in one place: a value or a ValueError naming it and the range.
+
+Every layer validates its hyperparameters with these, so one parameter gets one message
+wherever it is given (constructor keyword, ``DistributedOptimizer`` option or training flag).
+It imports nothing from the package, so any layer may use it.
+"""
+import math
+from typing import Iterable
+
+
+def check_int(name: str, value, low: int, meaning: str) -> int:
+    """An integer >= ``low`` or a ValueError naming the parameter."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low} ({meaning}), got {value!r}")
+    return value
+
+
+def check_bool(name: str, value) -> bool:
+    """True or False, or a ValueError naming the parameter."""
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+    return value
+
+
+def check_choice(name: str, value, accepted: Iterable[str]) -> str:
+    """One of ``accepted``, or a ValueError listing them."""
+    accepted = list(accepted)
+    if value not in accepted:
+        raise ValueError(f"{name} must be one of {', '.join(accepted)}, got {value!r}")
+    return value
+
+
+def check_ratio(ratio: float) -> float:
+    """Validate a sparsification ratio: a number in (0, 1]."""
+    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0.0 < float(ratio) <= 1.0:
+        raise ValueError(f"ratio must be a number in (0, 1] (fraction of entries kept), got {ratio!r}")
+    return float(ratio)
+
+
+def check_levels(levels: int) -> int:
+    """Validate a quantization level count: an integer >= 1."""
+    if isinstance(levels, bool) or not isinstance(levels, int) or levels < 1:
+        raise ValueError(f"levels must be an integer >= 1 (QSGD's s), got {levels!r}")
+    return levels
+
+
+def check_beta(beta, name: str = "beta") -> float:
+    """GD-SEC's β, a number in (0, 1], or a ValueError naming ``name``."""
+    if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not 0.0 < float(beta) <= 1.0:
+        raise ValueError(f"{name} must be a number in (0, 1] (weight of the previously transmitted "
+                         f"combination), got {beta!r}")
+    return float(beta)
+
+
+def check_xi(xi, name: str = "xi") -> float:
+    """GD-SEC's ξ, a finite number >= 0, or a ValueError naming ``name``."""
+    if isinstance(xi, bool) or not isinstance(xi, (int, float)) or not math.isfinite(xi) or xi < 0:
+        raise ValueError(f"{name} must be a finite number >= 0 (threshold scale; 0 = plain distributed "
+                         f"gradient descent), got {xi!r}")
+    return float(xi)
