@@ -5,14 +5,21 @@ wherever it is given (constructor keyword, ``DistributedOptimizer`` option or tr
 It imports nothing from the package, so any layer may use it.
 """
 import math
-from typing import Iterable
+from typing import Iterable, Optional
+
+
+def check_count(name: str, value, low: int, high: Optional[int], meaning: str) -> int:
+    """An integer in [low, high] (``high`` None: no upper bound), or a ValueError naming it."""
+    ok = not isinstance(value, bool) and isinstance(value, int) and value >= low and (high is None or value <= high)
+    if not ok:
+        accepted = f"in [{low}, {high}]" if high is not None else f">= {low}"
+        raise ValueError(f"{name} must be an integer {accepted} ({meaning}), got {value!r}")
+    return value
 
 
 def check_int(name: str, value, low: int, meaning: str) -> int:
     """An integer >= ``low`` or a ValueError naming the parameter."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low} ({meaning}), got {value!r}")
-    return value
+    return check_count(name, value, low, None, meaning)
 
 
 def check_bool(name: str, value) -> bool:

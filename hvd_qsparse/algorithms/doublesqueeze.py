@@ -65,19 +65,15 @@ class DoubleSqueeze(WrappedOptimizer):
         self.exchange = make_exchange(layout, compressor, self.comm, serve=server.serve)
         return state
 
-    @property
-    def dstate(self) -> DoubleSqueezeState:
-        return self.algorithm_state
-
     def _averages_gradients(self) -> bool:
         return True
 
     def _exchanged_names(self):
-        return [(f"shard {j} of the flat gradient", None) for j in range(len(self.dstate.shard_sizes))]
+        return [(f"shard {j} of the flat gradient", None) for j in range(len(self.algorithm_state.shard_sizes))]
 
     def _exchange_gradients(self, report: LocalReport, writeback: float) -> Verdict:
         """Both compression passes on this step's gradients; v becomes the gradient."""
-        state, step = self.dstate, self.dstate.step
+        state, step = self.algorithm_state, self.algorithm_state.step
         snapshot = state.worker_memory.snapshot()
         batch = self._worker_pass(self._flat_gradient(), step, report)
         verdict = agree(self.comm, report, f"doublesqueeze.s{step}")
@@ -97,10 +93,10 @@ class DoubleSqueeze(WrappedOptimizer):
         """A rank has called ``hvd.join()``: the servers of its shards are gone, so this step the
         workers' v_i are summed by a dense allreduce (joined ranks contribute zeros) and their
         mean is the update, without the server's second squeeze; the server memories wait."""
-        totals, _, sent = dense_sum(self.comm, self.dstate.compressor, messages, "doublesqueeze")
+        totals, _, sent = dense_sum(self.comm, self.algorithm_state.compressor, messages, "doublesqueeze")
         scale = self.options.reduce_scale(self.comm.size)  # the mean for Average, the sum for Sum
         self._write_gradients(torch.cat(totals).mul_(scale * writeback))
-        self.dstate.bits.record(self.dstate.step, 8 * sent, 8 * sent, 32 * self.flat_numel())
+        self.algorithm_state.bits.record(self.algorithm_state.step, 8 * sent, 8 * sent, 32 * self.flat_numel())
         return verdict
 
     def _flat_gradient(self) -> torch.Tensor:
@@ -108,7 +104,7 @@ class DoubleSqueeze(WrappedOptimizer):
 
     def _worker_pass(self, flat: torch.Tensor, step: int, report: LocalReport) -> Batch:
         """v_i = Q(g_i + δ_i) shard by shard (shard j marks index j when non-finite); δ_i keeps the rest."""
-        state = self.dstate
+        state = self.algorithm_state
         shards = [(f"shard{j}", shard) for j, shard in enumerate(flat.split(state.shard_sizes))]
         return self.pipeline.compress(shards, state.compressor, state.worker_memory, seed=state.seed, step=step,
                                       report=report)
@@ -122,7 +118,7 @@ class DoubleSqueeze(WrappedOptimizer):
             offset += param.numel()
 
     def _check_can_add_params(self) -> None:
-        if self.dstate.step > 0:
+        if self.algorithm_state.step > 0:
             raise ValueError("doublesqueeze: add_param_group after the first step would change the shard plan "
                              "that the memories follow; add every group before training")
 

@@ -77,16 +77,12 @@ class GDSEC(WrappedOptimizer):
     def _new_algorithm_state(self) -> GdsecState:
         return GdsecState(*self._hyperparameters)
 
-    @property
-    def gstate(self) -> GdsecState:
-        return self.algorithm_state
-
     def _averages_gradients(self) -> bool:
         return True
 
     def _exchange_gradients(self, report: LocalReport, writeback: float) -> Verdict:
         """Transmit this rank's sparsified gradient difference and make ĝ from everyone's the gradient."""
-        state = self.gstate
+        state = self.algorithm_state
         saved = state.snapshot()
         batch = self._worker_batch(report)
         # start() waits for every rank's sizes; the flag rides there
@@ -107,7 +103,7 @@ class GDSEC(WrappedOptimizer):
 
     def _worker_batch(self, report: LocalReport) -> Batch:
         """Δ̂_m for every tensor, updating e_m (ĝ_m is updated once every rank agreed)."""
-        state = self.gstate
+        state = self.algorithm_state
         per_rank = self.comm.size if self.options.op == "average" else 1  # ∇f_m = g_m / M
         params = dict(self.named_params)
         values = []

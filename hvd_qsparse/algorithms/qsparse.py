@@ -27,7 +27,8 @@ from hvd_qsparse.algorithms.qsparse_state import EXCHANGES, QsparseState
 from hvd_qsparse.algorithms.registry import register_algorithm
 from hvd_qsparse.comm import make_exchange, registry
 from hvd_qsparse.compression import Compressor, NoneCompressor, create
-from hvd_qsparse.optim import GradientBuckets, LocalReport, Verdict, WrappedOptimizer, read_grad, sparse_grads, write_grad
+from hvd_qsparse.optim import (GradientBuckets, LocalReport, Verdict, WrappedOptimizer, read_grad, sparse_grads,
+                               write_grad)
 from hvd_qsparse.optim.agreement import finish_agreement, start_agreement
 
 
@@ -60,7 +61,8 @@ class QsparseLocalSGD(WrappedOptimizer):
         self._hyperparameters = (compressor, local_steps, warmup_steps, seed, exchange)
         self.algorithm_state = self._new_algorithm_state()
         predivide = self.options.gradient_predivide_factor
-        self.exchange = make_exchange(exchange, compressor, self.comm, **exchange_options(exchange, compressor, predivide))
+        self.exchange = make_exchange(exchange, compressor, self.comm,
+                                      **exchange_options(exchange, compressor, predivide))
         self.dense_exchange = make_exchange("allreduce", NoneCompressor(), self.comm, predivide=predivide)
         self.bucket_cap_numel = bucket_cap_numel
         self.buckets: Optional[GradientBuckets] = None
@@ -74,15 +76,16 @@ class QsparseLocalSGD(WrappedOptimizer):
         return QsparseState(*self._hyperparameters)
 
     @property
-    def qstate(self) -> QsparseState:
-        """Compressor, H, x̂, this rank's memory, step and bits (RI-SGD's run on the same)."""
+    def local_sgd_state(self) -> QsparseState:
+        """The state this engine runs on (compressor, H, x̂, this rank's memory, step, bits): the
+        ``algorithm_state`` itself here, a part of it for RI-SGD, which runs on this engine."""
         return self.algorithm_state
 
     def _make_buckets(self) -> None:
         if self.buckets is not None:
             self.buckets.remove()
             self.buckets = None
-        state = self.qstate
+        state = self.local_sgd_state
         if self.comm.included and (state.local_steps == 1 or state.warmup_steps > 0):
             self.buckets = GradientBuckets(self.named_params, self._on_bucket_ready, self.bucket_cap_numel,
                                            self.options.backward_passes_per_step,
@@ -96,7 +99,7 @@ class QsparseLocalSGD(WrappedOptimizer):
 
     # --- gradient averaging (H = 1 and warm-up), driven by backward hooks -----------------
     def _averages_gradients(self) -> bool:
-        return self.qstate.averages_gradients(self.qstate.step)
+        return self.local_sgd_state.averages_gradients(self.local_sgd_state.step)
 
     def _on_bucket_ready(self, index: int) -> None:
         if not self._averages_gradients():
@@ -104,12 +107,12 @@ class QsparseLocalSGD(WrappedOptimizer):
         self._ensure_same_model()
         if self._hook_report is None:
             self._hook_report = LocalReport()
-            self._memory_snapshot = self.qstate.error_feedback.snapshot()
+            self._memory_snapshot = self.local_sgd_state.error_feedback.snapshot()
             self._compressed_with = self.loss_scale
         self._pending.append(self._start_bucket(index, self._hook_report))
 
     def _start_bucket(self, index: int, report: LocalReport) -> tuple:
-        state, step = self.qstate, self.qstate.step
+        state, step = self.local_sgd_state, self.local_sgd_state.step
         bucket = self.buckets.buckets[index]
         sparse = sparse_grads(bucket)
         grads = [(n, read_grad(p, 1.0 / self.loss_scale)) for n, p in bucket]
@@ -132,17 +135,17 @@ class QsparseLocalSGD(WrappedOptimizer):
     def _exchange_gradients(self, report: LocalReport, writeback: float) -> Verdict:
         if self._hook_report is None:  # no bucket fired yet (no backward, or no hooks' parameters)
             self._hook_report = LocalReport()
-            self._memory_snapshot = self.qstate.error_feedback.snapshot()
+            self._memory_snapshot = self.local_sgd_state.error_feedback.snapshot()
         self.buckets.flush()
         report.bad_tensor = self._hook_report.bad_tensor
         # Under a GradScaler the overflow flag and the scale are known only now: one more small
         # allreduce. Otherwise the flags that rode in the buckets decide.
-        agreement = start_agreement(self.comm, report, f"qsparse.s{self.qstate.step}") if report.amp else None
+        agreement = start_agreement(self.comm, report, f"qsparse.s{self.local_sgd_state.step}") if report.amp else None
         results = self._wait_all()
         verdict = (finish_agreement(self.comm, agreement) if agreement is not None
                    else Verdict.from_flags([round_.pending.flags for round_, *_ in results]))
         if verdict.non_finite or verdict.redo:
-            self.qstate.error_feedback.restore(self._memory_snapshot)
+            self.local_sgd_state.error_feedback.restore(self._memory_snapshot)
         if verdict.non_finite:
             return verdict
         if verdict.redo:  # hooks compressed with a stale loss scale: again with GradScaler's
@@ -175,16 +178,16 @@ class QsparseLocalSGD(WrappedOptimizer):
 
     # --- local steps and model averaging --------------------------------------------------
     def _before_local_step(self) -> None:
-        if self.qstate.step == self.qstate.warmup_steps or not self.qstate.x_hat:
+        if self.local_sgd_state.step == self.local_sgd_state.warmup_steps or not self.local_sgd_state.x_hat:
             self._reset_x_hat()
 
     def _after_local_step(self) -> None:
-        if self.qstate.syncs_model_after(self.qstate.step):
-            self._sync_models(self.qstate.step)
+        if self.local_sgd_state.syncs_model_after(self.local_sgd_state.step):
+            self._sync_models(self.local_sgd_state.step)
 
     def _sync_models(self, step: int) -> None:
         self._ensure_same_model()
-        state = self.qstate
+        state = self.local_sgd_state
         x_hat = state.x_hat
         changes = [(n, x_hat[n] - p.detach().float()) for n, p in self.named_params]
         report, snapshot = LocalReport(), state.error_feedback.snapshot()
@@ -202,17 +205,17 @@ class QsparseLocalSGD(WrappedOptimizer):
 
     # --- compression ------------------------------------------------------------------------
     def _compress_all(self, named_values, step: int, report: LocalReport):
-        state = self.qstate
+        state = self.local_sgd_state
         return self.pipeline.compress(named_values, state.compressor, state.error_feedback, seed=state.seed,
                                       step=step, report=report, index=lambda i, name: self._index[name])
 
     def _reset_x_hat(self) -> None:
-        self.qstate.x_hat = {n: p.detach().float().clone() for n, p in self.named_params}
+        self.local_sgd_state.x_hat = {n: p.detach().float().clone() for n, p in self.named_params}
 
     def _on_params_added(self, added) -> None:
         self._make_buckets()
-        if self.qstate.x_hat:
-            self.qstate.x_hat.update({n: p.detach().float().clone() for n, p in added})
+        if self.local_sgd_state.x_hat:
+            self.local_sgd_state.x_hat.update({n: p.detach().float().clone() for n, p in added})
 
     @torch.no_grad()
     def load_synchronized_model(self) -> None:
@@ -220,8 +223,8 @@ class QsparseLocalSGD(WrappedOptimizer):
         end of training when the last steps were local). A no-op when nothing was synchronized
         by model averaging (H = 1 keeps parameters identical on every rank anyway)."""
         for name, param in self.named_params:
-            if name in self.qstate.x_hat:
-                param.copy_(self.qstate.x_hat[name])
+            if name in self.local_sgd_state.x_hat:
+                param.copy_(self.local_sgd_state.x_hat[name])
 
     # --- the training job's flags ---------------------------------------------------------
     @classmethod
@@ -239,4 +242,4 @@ class QsparseLocalSGD(WrappedOptimizer):
         """Broadcast parameters and optimizer state (at the start of training); x̂ is then taken
         from the broadcast parameters at the first model-averaging step."""
         super().broadcast_state(root_rank)
-        self.qstate.x_hat = {}
+        self.local_sgd_state.x_hat = {}

@@ -91,10 +91,6 @@ class QsparseAsyncLocalSGD(WrappedOptimizer):
     def _new_algorithm_state(self) -> QsparseAsyncState:
         return QsparseAsyncState(*self._hyperparameters)
 
-    @property
-    def qstate(self) -> QsparseAsyncState:
-        return self.algorithm_state
-
     def _averages_gradients(self) -> bool:
         return False
 
@@ -119,7 +115,7 @@ class QsparseAsyncLocalSGD(WrappedOptimizer):
         from it. Called by ``broadcast_state`` or, failing that, by the first ``step``."""
         if self.started:
             return
-        window, state = self.window, self.qstate
+        window, state = self.window, self.algorithm_state
         resuming = window.comm.bcast(state.window_snapshot is not None, root=state.host_rank)
         writer = state.host_rank if resuming else 0
         if window.rank == writer:
@@ -138,7 +134,7 @@ class QsparseAsyncLocalSGD(WrappedOptimizer):
         self.started = True
 
     def _write_window(self) -> None:
-        snapshot = self.qstate.window_snapshot
+        snapshot = self.algorithm_state.window_snapshot
         if snapshot is None:
             self.window.put(self.layout.flatten(self.named_params))
             self.window.set_counters([0])
@@ -147,12 +143,12 @@ class QsparseAsyncLocalSGD(WrappedOptimizer):
         self.window.set_counters(snapshot["counters"].tolist())
 
     def _bind_x_hat(self) -> None:
-        self.qstate.x_hat = self.layout.views(self.x_hat_flat)
+        self.algorithm_state.x_hat = self.layout.views(self.x_hat_flat)
 
     @torch.no_grad()
     def _load_x_hat_into_params(self) -> None:
         for name, param in self.named_params:
-            param.copy_(self.qstate.x_hat[name])
+            param.copy_(self.algorithm_state.x_hat[name])
 
     # --- the step ---------------------------------------------------------------------------
     def step(self, closure=None):
@@ -175,18 +171,18 @@ class QsparseAsyncLocalSGD(WrappedOptimizer):
             return loss
         unscale_grads_(self.named_params, amp.inv_scale)
         self.optimizer.step()
-        self.qstate.step += 1
-        if self.qstate.syncs_now():
+        self.algorithm_state.step += 1
+        if self.algorithm_state.syncs_now():
             self._push_and_fetch()
         return loss
 
     @property
     def should_stop(self) -> bool:
         """True once all ranks together have pushed ``step_budget`` steps (as of our last push)."""
-        return self.qstate.should_stop
+        return self.algorithm_state.should_stop
 
     def _push_and_fetch(self) -> None:
-        state, window = self.qstate, self.window
+        state, window = self.algorithm_state, self.window
         step = state.step - 1
         with self.timer.phase("compress"):
             indices, values, analytic = self._compress_update(step)
@@ -206,7 +202,7 @@ class QsparseAsyncLocalSGD(WrappedOptimizer):
         Raises:
             ValueError: a non-finite model change (this rank's memories are left as they were).
         """
-        state = self.qstate
+        state = self.algorithm_state
         compressor = self.dense if state.is_warmup(step) else state.compressor
         changes = [(name, state.x_hat[name] - param.detach().float()) for name, param in self.named_params]
         report, snapshot = LocalReport(), state.error_feedback.snapshot()
@@ -229,14 +225,14 @@ class QsparseAsyncLocalSGD(WrappedOptimizer):
         if self.finished:
             return
         self.start()
-        if self.qstate.step > self.qstate.last_push_step:
+        if self.algorithm_state.step > self.algorithm_state.last_push_step:
             self._push_and_fetch()
         self.window.barrier()
         with self.window.lock():
             received = self.window.fetch(self.x_hat_flat)
             total = self.window.add_counter(STEPS_COUNTER, 0)
-        self.qstate.fetched_bits += 8 * received
-        self.qstate.global_steps = int(total[0])
+        self.algorithm_state.fetched_bits += 8 * received
+        self.algorithm_state.global_steps = int(total[0])
         self._load_x_hat_into_params()
         self.window.barrier()  # nobody frees the window while a rank still reads it
         if self.progress is not None:
@@ -266,14 +262,14 @@ class QsparseAsyncLocalSGD(WrappedOptimizer):
 
     def algorithm_state_dict(self) -> dict:
         """This rank's state; on the host also the window (x̂ and counters) as it is now."""
-        state = self.qstate
+        state = self.algorithm_state
         if self.comm.rank == state.host_rank and self.started:
             state.window_snapshot = self._window_snapshot()
         return state.state_dict()
 
     def _window_snapshot(self) -> dict:
         """The global x̂ and counters now (after ``finish``: the final x̂ and step count)."""
-        x_hat, counters = self.x_hat_flat.clone(), [self.qstate.global_steps]
+        x_hat, counters = self.x_hat_flat.clone(), [self.algorithm_state.global_steps]
         if not self.finished:
             with self.window.lock():
                 self.window.fetch(x_hat)
@@ -288,7 +284,7 @@ class QsparseAsyncLocalSGD(WrappedOptimizer):
                                   there="the checkpoint")
         if state["window"] is not None:
             self.layout.check_matches(state["window"]["layout"], here="the model", there="the checkpoint's window")
-        self.qstate.load_state_dict(state)
+        self.algorithm_state.load_state_dict(state)
         self.x_hat_flat = self.layout.flatten(x_hat.items())
         self._bind_x_hat()
         self.resumed = True

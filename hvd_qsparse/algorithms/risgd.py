@@ -26,6 +26,7 @@ from typing import List, Optional
 import torch
 
 from hvd_qsparse.algorithms.qsparse import QsparseLocalSGD
+from hvd_qsparse.algorithms.qsparse_state import QsparseState
 from hvd_qsparse.algorithms.registry import register_algorithm
 from hvd_qsparse.algorithms.risgd_state import RiSGDState, check_hyperparameters
 from hvd_qsparse.data import RedundantSampler
@@ -63,13 +64,9 @@ class RISGD(QsparseLocalSGD):
         return RiSGDState(super()._new_algorithm_state(), *self._placement)
 
     @property
-    def qstate(self):
-        """The local SGD's state (τ, x̂, memory, step, bits) inside RI-SGD's."""
+    def local_sgd_state(self) -> QsparseState:
+        """The local SGD's state (τ, x̂, memory, step, bits), a part of RI-SGD's ``algorithm_state``."""
         return self.algorithm_state.local_sgd
-
-    @property
-    def rstate(self) -> RiSGDState:
-        return self.algorithm_state
 
     # --- the data placement ---------------------------------------------------------------
     def make_sampler(self, labels: torch.Tensor, batch_size: int) -> RedundantSampler:
@@ -81,24 +78,25 @@ class RISGD(QsparseLocalSGD):
             ValueError: q > p, more workers than chunks, or a bad batch size (named in the message).
         """
         size = self.comm.size
-        num_chunks = self.rstate.num_chunks or size
+        num_chunks = self.algorithm_state.num_chunks or size
         if size > num_chunks:
             raise ValueError(f"num_chunks (--chunks) must be at least the number of workers, {size}; "
                              f"got {num_chunks}")
-        sampler = RedundantSampler(len(labels), batch_size, num_chunks, self.rstate.redundancy, slot=self.comm.rank,
-                                   seed=self.qstate.seed, labels=labels if self.rstate.non_iid else None)
+        state = self.algorithm_state
+        sampler = RedundantSampler(len(labels), batch_size, num_chunks, state.redundancy, slot=self.comm.rank,
+                                   seed=self.local_sgd_state.seed, labels=labels if state.non_iid else None)
         sampler.set_workers(list(range(size)))
         return sampler
 
     # --- elastic hooks --------------------------------------------------------------------
     def commit_due(self) -> bool:
         """True when the training loop should commit its elastic state now (a round just ended)."""
-        return self.rstate.commit_due()
+        return self.algorithm_state.commit_due()
 
     @property
     def rounds_done(self) -> int:
         """Communication rounds in the steps taken so far."""
-        return self.rstate.rounds_done()
+        return self.algorithm_state.rounds_done()
 
     def on_membership_change(self, live_slots: List[int], step: int) -> None:
         """After an elastic reset: forget exchanges of the failed attempt, take the agreed step
@@ -106,8 +104,8 @@ class RISGD(QsparseLocalSGD):
         ``broadcast_state``; each survivor keeps its own memory (a lost worker's residual is lost
         with it)."""
         self.discard_inflight()
-        self.qstate.step = step
-        self.rstate.memberships.append((step, list(live_slots)))
+        self.local_sgd_state.step = step
+        self.algorithm_state.memberships.append((step, list(live_slots)))
 
     # --- the training job's flags ---------------------------------------------------------
     @classmethod

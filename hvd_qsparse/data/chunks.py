@@ -17,15 +17,7 @@ from typing import Dict, List, Optional, Sequence
 import torch
 
 from hvd_qsparse.ops import derive_seed
-
-
-def check_count(name: str, value, low: int, high: Optional[int], meaning: str) -> int:
-    """An integer in [low, high] (``high`` None: no upper bound), or a ValueError naming it."""
-    ok = not isinstance(value, bool) and isinstance(value, int) and value >= low and (high is None or value <= high)
-    if not ok:
-        accepted = f"in [{low}, {high}]" if high is not None else f">= {low}"
-        raise ValueError(f"{name} must be an integer {accepted} ({meaning}), got {value!r}")
-    return value
+from hvd_qsparse.validation import check_count
 
 
 def split_chunks(num_samples: int, num_chunks: int, seed: int = 0,

@@ -21,7 +21,8 @@ from typing import Dict, List, Optional, Sequence
 import torch
 from torch.utils.data import Sampler
 
-from hvd_qsparse.data.chunks import assign_chunks, check_count, split_chunks, window
+from hvd_qsparse.data.chunks import assign_chunks, split_chunks, window
+from hvd_qsparse.validation import check_count
 from hvd_qsparse.ops import derive_seed
 
 _FIXED = ("num_chunks", "redundancy", "seed", "batch_size", "non_iid")

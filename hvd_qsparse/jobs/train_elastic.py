@@ -65,7 +65,7 @@ def train_rounds(state: RiSGDElasticState, args, train_set, test_set, curve: lis
             opt.zero_grad()
             loss_fn(model(train_set.x[batch]), train_set.y[batch]).backward()
             opt.step()
-            if opt.rstate.at_round_end() and _evaluate(args, opt, model, test_set, curve):
+            if opt.algorithm_state.at_round_end() and _evaluate(args, opt, model, test_set, curve):
                 state.commit()
                 return
             if opt.commit_due():
@@ -92,10 +92,10 @@ def summarize(args, opt, model, test_set, state, curve, wall) -> dict:
     """``hvd_qsparse.jobs.train``'s summary plus rounds, the accuracy curve and the elastic history."""
     summary = run_summary(args, hvd, opt, model, test_set, wall)
     reached = [r for r, acc in curve if args.target_accuracy is not None and acc >= args.target_accuracy]
-    summary.update(rounds=opt.rounds_done, redundancy=opt.rstate.redundancy, non_iid=opt.rstate.non_iid,
+    summary.update(rounds=opt.rounds_done, redundancy=opt.algorithm_state.redundancy, non_iid=opt.algorithm_state.non_iid,
                    chunks=state.sampler.num_chunks, curve=curve, target_accuracy=args.target_accuracy,
                    rounds_to_target=reached[0] if reached else None, resets=state.resets,
-                   memberships=opt.rstate.memberships)
+                   memberships=opt.algorithm_state.memberships)
     return summary
 
 

@@ -21,6 +21,7 @@ import torch
 
 from hvd_qsparse.optim.agreement import LocalReport, Verdict, agree
 from hvd_qsparse.optim.amp import AmpInputs
+from hvd_qsparse.optim.composition import ComposedOptimizer
 from hvd_qsparse.optim.grads import poison_grads_, unscale_grads_
 from hvd_qsparse.optim.options import HorovodOptions
 from hvd_qsparse.optim.params import resolve_named_parameters
@@ -31,7 +32,7 @@ from hvd_qsparse.optim.state_format import STATE_KEY, TorchStateFormat, called_f
 from hvd_qsparse.optim.timing import StepTimer
 
 
-class WrappedOptimizer(TorchStateFormat, torch.optim.Optimizer):
+class WrappedOptimizer(TorchStateFormat, ComposedOptimizer):
     """A torch optimizer plus an algorithm's communication policy.
 
     Args:
@@ -224,30 +225,11 @@ class WrappedOptimizer(TorchStateFormat, torch.optim.Optimizer):
             check_same_model(self.comm, self.named_params)
             self._model_checked = True
 
-    # --- torch.optim.Optimizer habits -----------------------------------------------------
-    @property
-    def param_groups(self):
-        return self.optimizer.param_groups
-
-    @param_groups.setter
-    def param_groups(self, groups):
-        self.optimizer.param_groups = groups
-
-    @property
-    def state(self):
-        return self.optimizer.state
-
-    @property
-    def defaults(self):
-        return self.optimizer.defaults
-
+    # --- torch.optim.Optimizer habits (the rest in ``optim.composition``) -------------------
     @property
     def _parameter_names(self):
         """``{param: name}``, as Horovod's wrapper has it."""
         return {p: n for n, p in self.named_params}
-
-    def zero_grad(self, set_to_none: bool = True) -> None:
-        self.optimizer.zero_grad(set_to_none=set_to_none)
 
     def add_param_group(self, param_group: dict) -> None:
         """Add a group to the wrapped optimizer; its parameters join the exchange (call it on
@@ -309,9 +291,6 @@ class WrappedOptimizer(TorchStateFormat, torch.optim.Optimizer):
     def flat_numel(self) -> int:
         """Number of trained entries, d."""
         return sum(p.numel() for _, p in self.named_params)
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.optimizer!r})"
 
 
 __all__ = ["STATE_KEY", "WrappedOptimizer", "resolve_named_parameters"]

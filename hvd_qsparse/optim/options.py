@@ -24,11 +24,13 @@ from typing import List, Optional, Sequence, Tuple, Union
 import torch
 
 from hvd_qsparse.comm import HorovodCommunicator, reduce_op_name
+from hvd_qsparse.validation import check_bool
 
 Groups = Union[None, int, List[List[torch.Tensor]]]
 
 
 def check_passes(passes) -> int:
+    """Horovod's ``backward_passes_per_step``: an integer > 0 (Horovod's own wording)."""
     if isinstance(passes, bool) or not isinstance(passes, int) or passes <= 0:
         raise ValueError(f"backward_passes_per_step must be an integer > 0, got {passes!r}")
     return passes
@@ -74,8 +76,7 @@ class HorovodOptions:
         self.groups = check_groups(self.groups)
         if self.process_set is not None and HorovodCommunicator(self.process_set).is_global:
             self.process_set = None  # hvd.global_process_set given explicitly: the default
-        if not isinstance(self.sparse_as_dense, bool):
-            raise ValueError(f"sparse_as_dense must be True or False, got {self.sparse_as_dense!r}")
+        check_bool("sparse_as_dense", self.sparse_as_dense)
 
     @classmethod
     def from_horovod(cls, num_groups: int = 0, groups: Groups = None, **keywords) -> "HorovodOptions":

@@ -125,7 +125,7 @@ def test_elastic_restore_rolls_back_to_the_commit_but_keeps_the_bits(horovod):
     sampler = opt.make_sampler(y, 8)
     state = RiSGDElasticState(model, opt, sampler)
     state.sync()
-    assert state.joined and sampler.alive == [0] and opt.rstate.memberships == [(0, [0])]
+    assert state.joined and sampler.alive == [0] and opt.algorithm_state.memberships == [(0, [0])]
     batches = iter(sampler)
     train(model, opt, x, y, [next(batches) for _ in range(4)])
     assert opt.commit_due()

@@ -65,7 +65,7 @@ def bad_input():
     opt.broadcast_state()
     train_steps(model, opt, rank, 0, 4)
     opt.finish()
-    assert opt.should_stop and opt.qstate.global_steps == 4 * hvd.size()
+    assert opt.should_stop and opt.algorithm_state.global_steps == 4 * hvd.size()
 
 
 def no_one_sided():

@@ -47,8 +47,8 @@ class Spy:
         return call
 
     def on_accumulate(self, values, indices):
-        if self.opt.qstate.compressor.name == "none":
-            x_hat = self.opt.layout.flatten(self.opt.qstate.x_hat.items())
+        if self.opt.algorithm_state.compressor.name == "none":
+            x_hat = self.opt.layout.flatten(self.opt.algorithm_state.x_hat.items())
             change = x_hat - self.opt.layout.flatten(self.opt.named_params)
             assert torch.equal(values, change / -hvd.size()), "identity push is not -(x̂ - x)/R"
         if indices is None:
@@ -58,7 +58,7 @@ class Spy:
 
 
 def expected_bytes(opt) -> int:
-    compressor, sizes = opt.qstate.compressor, [p.numel() for _, p in opt.named_params]
+    compressor, sizes = opt.algorithm_state.compressor, [p.numel() for _, p in opt.named_params]
     if hasattr(compressor, "sparsifier"):
         return 8 * sum(compressor.sparsifier.k(n) for n in sizes)
     return 4 * sum(sizes)
@@ -91,7 +91,7 @@ def run(compressor: str, local_steps: int):
         assert spy.calls == ["accumulate", "add_counter", "fetch"], f"step {step}: calls {spy.calls}"
         assert bits == 8 * expected_bytes(opt), f"step {step}: counted {bits}, buffers hold {8 * expected_bytes(opt)}"
         analytic = opt.bits.history[-1].analytic
-        assert analytic == sum(opt.qstate.compressor.analytic_bits(p.numel()) for _, p in opt.named_params)
+        assert analytic == sum(opt.algorithm_state.compressor.analytic_bits(p.numel()) for _, p in opt.named_params)
         push_steps.append(step + 1)
     gaps = [b - a for a, b in zip([0] + push_steps, push_steps)]
     low = -(-local_steps // 2)
@@ -104,7 +104,7 @@ def run(compressor: str, local_steps: int):
     total = hvd.allreduce(spy.pushed, op=hvd.Sum, name=f"pushed.{compressor}")
     diff = (final.double() - (start.double() + total)).abs().max().item()
     assert diff < 1e-5, f"final x̂ differs from start + all pushes by {diff}"
-    assert opt.qstate.global_steps == sum(12 + 5 * r for r in range(size)), opt.qstate.global_steps
+    assert opt.algorithm_state.global_steps == sum(12 + 5 * r for r in range(size)), opt.algorithm_state.global_steps
     schedules = hvd.allgather_object(push_steps, name=f"schedules.{compressor}")
     assert len({tuple(s[:3]) for s in schedules}) > 1, f"schedules aligned: {schedules}"
     try:

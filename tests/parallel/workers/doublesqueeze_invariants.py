@@ -35,7 +35,7 @@ def memory(ef, name, numel):
 
 
 def check_step(opt, grad, old_worker, old_server):
-    state, comp = opt.dstate, opt.dstate.compressor
+    state, comp = opt.algorithm_state, opt.algorithm_state.compressor
     sent = [comp.decompress(m.payload, m.ctx).reshape(-1).float() for m in state.last_messages]
     for j, (g, s) in enumerate(zip(grad.split(state.shard_sizes), sent)):
         close(s + state.worker_memory.memory[f"shard{j}"], g + old_worker[j], f"worker pass, shard {j}")
@@ -58,7 +58,7 @@ def run(compressor, layout):
                                            model.named_parameters(), algorithm="doublesqueeze",
                                            compressor=compressor, ratio=0.2, levels=8, server_layout=layout, seed=3)
     opt.broadcast_state()
-    state, loss_fn = opt.dstate, nn.CrossEntropyLoss()
+    state, loss_fn = opt.algorithm_state, nn.CrossEntropyLoss()
     for step in range(STEPS):
         x, y = batch(hvd.rank(), step)
         opt.zero_grad()

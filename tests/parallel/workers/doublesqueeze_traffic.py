@@ -43,16 +43,16 @@ def main():
     hvd.init()
     rank, size = hvd.rank(), hvd.size()
     sharded = train("sharded")
-    comp = sharded.dstate.compressor
+    comp = sharded.algorithm_state.compressor
     shard_bytes = [comp.payload_nbytes(n) for n in shard_sizes(sharded.flat_numel(), size)]
     whole = sum(shard_bytes)  # one rank's worker message, every shard
-    report("sharded", sharded.bits.history[-1].sent, sharded.dstate.bits_received // STEPS,
+    report("sharded", sharded.bits.history[-1].sent, sharded.algorithm_state.bits_received // STEPS,
            whole + shard_bytes[rank], 2 * (size - 1) * shard_bytes[rank])
     ps = train("ps")
     root = rank == 0
-    report("ps", ps.bits.history[-1].sent, ps.dstate.bits_received // STEPS,
+    report("ps", ps.bits.history[-1].sent, ps.algorithm_state.bits_received // STEPS,
            whole * (2 if root else 1), (size - 1) * whole if root else whole)
-    own = join_parts([m.payload for m in sharded.dstate.last_messages])
+    own = join_parts([m.payload for m in sharded.algorithm_state.last_messages])
     gathered = hvd.allgather(own, name="plain.allgather")
     report("allgather", 8 * own.numel(), 8 * (gathered.numel() - own.numel()), whole, (size - 1) * whole)
 

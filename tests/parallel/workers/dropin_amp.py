@@ -116,14 +116,14 @@ def main(local_steps):
     memory = None
     try:
         for step in range(BAD_STEP + local_steps + 1):
-            memory = {n: m.clone() for n, m in opt.qstate.error_feedback.memory.items()}
+            memory = {n: m.clone() for n, m in opt.local_sgd_state.error_feedback.memory.items()}
             opt.zero_grad()
             loss_at(model, step, poison=float("nan")).backward()
             opt.step()
         raise AssertionError("NaN on rank 1 raised nothing")
     except NonFiniteGradientError as error:
         assert "rank 1" in str(error), f"error does not name rank 1: {error}"
-        kept = opt.qstate.error_feedback.memory
+        kept = opt.local_sgd_state.error_feedback.memory
         assert kept.keys() == memory.keys() and all(torch.equal(kept[n], memory[n]) for n in kept), \
             "a refused step changed the memory"
         print(f"rank {rank}: refused with: {str(error)[:90]}", flush=True)

@@ -71,7 +71,7 @@ def plain_checkpoint():
         warnings.simplefilter("always")
         opt.load_state_dict(plain.state_dict())
     assert any("starts fresh" in str(w.message) for w in caught), "no warning for a plain torch checkpoint"
-    assert opt.step_count == 0 and not opt.qstate.error_feedback.memory, "the algorithm state did not start fresh"
+    assert opt.step_count == 0 and not opt.local_sgd_state.error_feedback.memory, "the algorithm state did not start fresh"
     assert opt.param_groups[0]["lr"] == 0.05 and opt.param_groups[0]["momentum"] == 0.5
 
 

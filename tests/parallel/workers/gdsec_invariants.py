@@ -62,7 +62,7 @@ def expected_path(nbytes, named, exchange):
 
 
 def check_step(opt, model, step, before, grads, bits):
-    state, ranks, named = opt.gstate, hvd.size(), list(model.named_parameters())
+    state, ranks, named = opt.algorithm_state, hvd.size(), list(model.named_parameters())
     assert opt.bits.bits_at(step) == bits, f"step {step}: counted {opt.bits.bits_at(step)} bits, payloads {bits}"
     for name, param in named:
         g_hat, error = state.g_hat_of(name, param), state.error_of(name, param)
@@ -92,10 +92,10 @@ def main(beta, xi, steps, exchange):
         opt.zero_grad()
         torch.nn.functional.cross_entropy(model(x), y).backward()
         grads = {n: p.grad.detach().clone() for n, p in named}
-        nbytes, sent, withheld = expected_bits(named, grads, opt.gstate, previous, hvd.size())
+        nbytes, sent, withheld = expected_bits(named, grads, opt.algorithm_state, previous, hvd.size())
         bits, calls, dense = expected_path(nbytes, named, exchange)
         dense_steps += dense
-        running["error"] = {n: opt.gstate.error_of(n, p).clone() for n, p in named}
+        running["error"] = {n: opt.algorithm_state.error_of(n, p).clone() for n, p in named}
         previous = {n: p.detach().clone() for n, p in named}
         CALLS.clear()
         real = {name: getattr(hvd, name) for name in COLLECTIVES}

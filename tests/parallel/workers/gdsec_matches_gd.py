@@ -34,7 +34,7 @@ def main(beta: float, momentum: float):
         diff = float((flat_params(ours) - flat_params(stock)).abs().max())
         worst = max(worst, diff)
         assert diff <= TOLERANCE, f"step {step}: GD-SEC(xi=0) differs from GD by {diff}"
-        errors = [float(e.abs().max()) for e in opt.gstate.error_feedback.memory.values()]
+        errors = [float(e.abs().max()) for e in opt.algorithm_state.error_feedback.memory.values()]
         assert max(errors) == 0.0, f"step {step}: xi=0 left an error term {max(errors)}"
     print(f"rank {hvd.rank()}: OK beta={beta} momentum={momentum} max diff {worst:.2e}", flush=True)
 

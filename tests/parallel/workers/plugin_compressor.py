@@ -44,7 +44,8 @@ def run(algorithm: str, compressor: str) -> None:
         opt.step()
     opt.load_synchronized_model()
     label = f"{algorithm} {compressor}"
-    assert opt.algorithm_state.compressor.name == compressor, label
+    state = getattr(opt, "local_sgd_state", opt.algorithm_state)  # RI-SGD's compressor is its local SGD's
+    assert state.compressor.name == compressor, label
     flat = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
     everyone = hvd.allgather(flat.unsqueeze(0), name=f"plugin.{label}")
     assert all(torch.equal(row, everyone[0]) for row in everyone), f"{label}: replicas differ"

@@ -24,7 +24,7 @@ def main(compressor, local_steps, mode, *rest):
         state = torch.load(f"{rest[0]}.{rank}", weights_only=False)
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
-        train_steps(model, opt, rank, opt.qstate.step, int(rest[1]))
+        train_steps(model, opt, rank, opt.local_sgd_state.step, int(rest[1]))
         torch.save(flat_params(model), f"{rest[2]}.{rank}")
         return
     opt.broadcast_state()

@@ -31,7 +31,7 @@ def main(compressor, local_steps, warmup):
     opt.broadcast_state()
     for name in COLLECTIVES:
         setattr(hvd, name, spy(name, getattr(hvd, name)))
-    expected_bytes = sum(opt.qstate.compressor.payload_nbytes(p.numel()) for p in model.parameters())
+    expected_bytes = sum(opt.local_sgd_state.compressor.payload_nbytes(p.numel()) for p in model.parameters())
     loss_fn = torch.nn.CrossEntropyLoss()
     for step in range(10):
         CALLS.clear()
