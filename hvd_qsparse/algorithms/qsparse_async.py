@@ -24,8 +24,8 @@ frees the window: the only barriers are there and at the start.
 
 Bits: what crosses the wire is fp32 values plus an int32 displacement per touched entry (MPI
 sums native types only, so the quantizer's packing cannot survive a SUM accumulate); those are
-the bits counted, next to the compressor's analytic figure. The fetch of x̂ (32·d bits per
-push, received) is counted apart, in ``fetched_bits``.
+the bits counted as sent, next to the compressor's analytic figure. The fetch of x̂ (32·d bits
+per push) is counted as received, and in ``fetched_bits`` with the final fetch of ``finish``.
 """
 import atexit
 from typing import Optional
@@ -34,10 +34,10 @@ import torch
 
 from hvd_qsparse.algorithms.qsparse_async_state import PROGRESS, QsparseAsyncState
 from hvd_qsparse.algorithms.registry import register_algorithm
-from hvd_qsparse.comm import FlatLayout, ProgressThread, Window
+from hvd_qsparse.comm import Finished, FlatLayout, ProgressThread, Window
 from hvd_qsparse.comm.window import load_mpi
 from hvd_qsparse.compression import Compressor, NoneCompressor, create
-from hvd_qsparse.optim import AmpInputs, LocalReport, WrappedOptimizer
+from hvd_qsparse.optim import AmpInputs, LocalReport, Round, WrappedOptimizer
 from hvd_qsparse.optim.grads import unscale_grads_
 from hvd_qsparse.optim.state_format import called_from_broadcast_optimizer_state
 
@@ -182,10 +182,11 @@ class QsparseAsyncLocalSGD(WrappedOptimizer):
         return self.algorithm_state.should_stop
 
     def _push_and_fetch(self) -> None:
+        """The window epoch is this algorithm's exchange: no rank waits for another, so it is not
+        a collective ``comm.Exchange``; compression and the bits go through the step pipeline."""
         state, window = self.algorithm_state, self.window
         step = state.step - 1
-        with self.timer.phase("compress"):
-            indices, values, analytic = self._compress_update(step)
+        indices, values, batch = self._compress_update(step)
         covered = state.pushed()
         with self.timer.phase("communicate"), window.lock():
             sent = window.accumulate(values, indices)
@@ -194,10 +195,10 @@ class QsparseAsyncLocalSGD(WrappedOptimizer):
         self._load_x_hat_into_params()
         state.global_steps = int(before[0]) + covered
         state.fetched_bits += 8 * received
-        state.bits.record(step, 8 * sent, analytic, 32 * self.layout.numel)
+        self.pipeline.record(Round(Finished(sent_bytes=sent, received_bytes=received), batch, step))
 
     def _compress_update(self, step: int):
-        """Window offsets (None when dense), the values −g̃/R and the analytic bits of g̃.
+        """Window offsets (None when dense), the values −g̃/R and the compressed batch of g̃.
 
         Raises:
             ValueError: a non-finite model change (this rank's memories are left as they were).
@@ -216,7 +217,7 @@ class QsparseAsyncLocalSGD(WrappedOptimizer):
         values = torch.cat([s.values.reshape(-1).float() for s in touched])
         values.div_(-(self.comm.size if self.options.op == "average" else 1))
         indices = None if touched[0].is_dense else torch.cat([s.indices for s in touched]).to(torch.int32)
-        return indices, values, batch.analytic_bits
+        return indices, values, batch
 
     # --- the end ------------------------------------------------------------------------------
     def finish(self) -> None:

@@ -1,5 +1,11 @@
-"""Algorithms by name (``--algorithm``), and ``DistributedOptimizer``, which builds one."""
+"""Algorithms by name (``--algorithm``), and ``DistributedOptimizer``, which builds one.
+
+A decorator next to each class fills the table; ``discover`` imports every module of
+``hvd_qsparse.algorithms``, so a new algorithm is one new module there.
+"""
 from typing import Dict
+
+from hvd_qsparse.discovery import import_all
 
 ALGORITHMS: Dict[str, type] = {}
 
@@ -15,8 +21,14 @@ def register_algorithm(name: str):
     return decorate
 
 
+def discover() -> None:
+    """Import every module of ``hvd_qsparse.algorithms``, so each decorated class is in the table."""
+    import_all("hvd_qsparse.algorithms")
+
+
 def available_algorithms():
     """Every accepted ``--algorithm`` name."""
+    discover()
     return list(ALGORITHMS)
 
 
@@ -26,7 +38,7 @@ def algorithm_class(name: str) -> type:
     Raises:
         ValueError: an unknown name (the message lists the accepted ones).
     """
-    if name not in ALGORITHMS:
+    if name not in available_algorithms():
         raise ValueError(f"unknown algorithm {name!r}; accepted: {', '.join(ALGORITHMS)}")
     return ALGORITHMS[name]
 

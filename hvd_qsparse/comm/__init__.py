@@ -2,7 +2,7 @@
 from hvd_qsparse.comm.accounting import BitCounter, StepBits
 from hvd_qsparse.comm.allgather import AllgatherExchange
 from hvd_qsparse.comm.allreduce import AllreduceExchange
-from hvd_qsparse.comm.base import Exchange, Message, Pending
+from hvd_qsparse.comm.base import Exchange, Finished, Message, Pending
 from hvd_qsparse.backend import HorovodCommunicator, JoinInProgress, is_horovod_compression, reduce_op_name
 from hvd_qsparse.comm.layout import FlatLayout, Slot
 from hvd_qsparse.comm.parameter_server import ParameterServerExchange
@@ -16,5 +16,5 @@ from hvd_qsparse.comm.window import OneSidedUnavailableError, Window
 __all__ = ["HorovodCommunicator", "JoinInProgress", "is_horovod_compression", "reduce_op_name", "BitCounter", "StepBits", "AllgatherExchange", "AllreduceExchange", "Exchange", "Message", "Pending"]
 __all__ += ["ParameterServerExchange", "ServerRound", "ShardedServerExchange", "SparseOrDenseExchange", "TwoPassExchange",
             "shard_sizes"]
-__all__ += ["Served", "available_exchanges", "make_exchange", "register_exchange", "server_stream"]
+__all__ += ["Finished", "Served", "available_exchanges", "make_exchange", "register_exchange", "server_stream"]
 __all__ += ["FlatLayout", "OneSidedUnavailableError", "ProgressThread", "Slot", "Window"]

@@ -60,6 +60,18 @@ class Pending(ABC):
         """Block until done; the flat fp32 sum over ranks for each message, in order."""
 
 
+@dataclass
+class Finished(Pending):
+    """A transfer already done when it is handed over (a one-sided window epoch): its byte
+    counts, and nothing left to wait for."""
+
+    sent_bytes: int = 0
+    received_bytes: int = 0
+
+    def wait(self) -> List[torch.Tensor]:
+        return []
+
+
 class Exchange(ABC):
     """A collective over compressed payloads."""
 

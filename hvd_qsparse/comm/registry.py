@@ -5,9 +5,9 @@ switch) and ``make_exchange`` builds it over the algorithm's communicator; ``aut
 to ``allreduce`` for a summable compressor and ``allgather`` otherwise. A new exchange is one
 new module in ``hvd_qsparse.comm`` with one decorated class (``discover`` finds it).
 """
-import importlib
-import pkgutil
 from typing import Dict, List
+
+from hvd_qsparse.discovery import import_all
 
 EXCHANGES: Dict[str, type] = {}
 
@@ -25,9 +25,7 @@ def register_exchange(name: str):
 
 def discover() -> None:
     """Import every module of ``hvd_qsparse.comm``, so each decorated exchange is in the table."""
-    package = importlib.import_module("hvd_qsparse.comm")
-    for module in pkgutil.iter_modules(package.__path__):
-        importlib.import_module(f"{package.__name__}.{module.name}")
+    import_all("hvd_qsparse.comm")
 
 
 def available_exchanges() -> List[str]:

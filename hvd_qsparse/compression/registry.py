@@ -6,9 +6,9 @@ one decorated class: ``discover()`` imports every module of the ``hvd_qsparse.co
 package (a module dropped there is found without editing any other file), and a module
 elsewhere registers when it is imported. ``compression.factory`` builds compressors by name.
 """
-import importlib
-import pkgutil
 from typing import Dict
+
+from hvd_qsparse.discovery import import_all
 
 QUANTIZERS: Dict[str, type] = {}
 SPARSIFIERS: Dict[str, type] = {}
@@ -38,6 +38,4 @@ def _register(table: Dict[str, type], name: str):
 def discover() -> None:
     """Import every module of the ``hvd_qsparse.compression`` package, so that each decorated
     class in it is in the tables (importing twice is free: Python caches modules)."""
-    package = importlib.import_module("hvd_qsparse.compression")
-    for module in pkgutil.iter_modules(package.__path__):
-        importlib.import_module(f"{package.__name__}.{module.name}")
+    import_all("hvd_qsparse.compression")
