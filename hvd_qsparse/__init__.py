@@ -9,10 +9,11 @@ from hvd_qsparse import compression, error_feedback, ops
 from hvd_qsparse.compression import available as available_compressors
 from hvd_qsparse.compression import create as create_compressor
 from hvd_qsparse.error_feedback import ErrorFeedback
+from hvd_qsparse.optim.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 
 __version__ = "0.1.0"
 _NEEDS_HOROVOD = {"DistributedOptimizer", "QsparseLocalSGD", "available_algorithms"}
-__all__ = ["DistributedOptimizer", "ErrorFeedback", "QsparseLocalSGD", "available_algorithms",
+__all__ = ["CheckpointError", "DistributedOptimizer", "ErrorFeedback", "load_checkpoint", "save_checkpoint", "QsparseLocalSGD", "available_algorithms",
            "available_compressors", "compression", "create_compressor", "error_feedback", "ops",
            "__version__"]
 

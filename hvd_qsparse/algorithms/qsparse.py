@@ -195,8 +195,13 @@ class QsparseLocalSGD(WrappedOptimizer):
         round_ = self.pipeline.run(self.exchange, batch, self._fresh_name("qsparse.sync"), step, flag=report.code)
         verdict = Verdict.from_flags([round_.pending.flags])
         if verdict.non_finite:
+            # The bad local steps already moved this rank's parameters: every rank goes back to
+            # x̂, the model they all agree on, so no rank keeps NaN weights.
             state.error_feedback.restore(snapshot)
-            raise verdict.error([n for n, _ in self.named_params], "the model change")
+            self.load_synchronized_model()
+            raise verdict.error([n for n, _ in self.named_params], "the model change",
+                                "memories, shared model and step counter untouched; parameters reset to the "
+                                "last synchronized model")
         factor = self.options.reduce_scale(self.comm.size)
         with torch.no_grad():
             for (name, param), total in zip(self.named_params, round_.totals):

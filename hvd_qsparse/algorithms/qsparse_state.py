@@ -54,13 +54,25 @@ class QsparseState:
     def state_dict(self) -> dict:
         return {"step": self.step, "seed": self.seed, "local_steps": self.local_steps,
                 "warmup_steps": self.warmup_steps, "compressor": self.compressor.name,
+                "compressor_params": self.compressor.params(),
                 "x_hat": {n: t.detach().clone() for n, t in self.x_hat.items()},
                 "error_feedback": self.error_feedback.state_dict(), "bits": self.bits.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
+        """Restore a checkpoint written with the same compressor (and parameters), H and warm-up.
+
+        Raises:
+            ValueError: the checkpoint's compressor, its parameters, H or warm-up differ.
+        """
         if state["compressor"] != self.compressor.name:
             raise ValueError(f"checkpoint was written with compressor {state['compressor']!r}, "
                              f"this optimizer uses {self.compressor.name!r}")
+        mine = {"compressor_params": self.compressor.params(), "local_steps": self.local_steps,
+                "warmup_steps": self.warmup_steps}
+        for key, value in mine.items():
+            if key in state and state[key] != value:
+                raise ValueError(f"checkpoint was written with {key}={state[key]!r}, this optimizer has "
+                                 f"{key}={value!r}; resume with the same settings")
         self.step, self.seed = state["step"], state["seed"]
         self.x_hat = {n: t.detach().clone() for n, t in state["x_hat"].items()}
         self.error_feedback.load_state_dict(state["error_feedback"])

@@ -8,7 +8,7 @@ Settings chosen here (and why):
 - Qsparse-local-SGD at H = 1, 4, 8 with ``topk+sign`` and ``topk+qsgd`` (``--ratio``,
   ``--levels`` from the command line): the paper's grid, short of its H = 16.
 - Asynchronous Qsparse at H = 8 with ``topk+sign`` (its sync gaps are at most H).
-- DoubleSqueeze with ``sign`` and ``topk`` (it talks every step; ``--local-steps`` is moot).
+- DoubleSqueeze with ``sign`` and ``topk`` (it talks every step; the job refuses ``--local-steps``).
 - GD-SEC with β = 1 and ξ = 10, 20 (docs/gdsec.md: ξ = 20 sent the fewest bits on digits
   with SGD + momentum, 40 diverged).
 - RI-SGD with q = 1, 2 chunks per worker, τ = 8, plain fp32 model averages (the paper's
@@ -62,9 +62,9 @@ VARIANTS: Tuple[Variant, ...] = (
     *(_ours(f"qsparse-{comp}-H{h}", "qsparse", "--compressor", comp, "--local-steps", str(h))
       for comp in ("topk+sign", "topk+qsgd") for h in (1, 4, 8)),
     _ours("qsparse-async-topk+sign-H8", "qsparse-async", "--compressor", "topk+sign", "--local-steps", "8"),
-    _ours("doublesqueeze-sign", "doublesqueeze", "--compressor", "sign", "--local-steps", "1"),
-    _ours("doublesqueeze-topk", "doublesqueeze", "--compressor", "topk", "--local-steps", "1"),
-    *(_ours(f"gdsec-xi{xi}", "gdsec", "--xi", str(xi), "--beta", "1", "--local-steps", "1") for xi in (10, 20)),
+    _ours("doublesqueeze-sign", "doublesqueeze", "--compressor", "sign"),
+    _ours("doublesqueeze-topk", "doublesqueeze", "--compressor", "topk"),
+    *(_ours(f"gdsec-xi{xi}", "gdsec", "--xi", str(xi), "--beta", "1") for xi in (10, 20)),
     _ours("risgd-q1-H8", "risgd", "--compressor", "none", "--local-steps", "8", "--redundancy", "1"),
     _ours("risgd-q2-H8", "risgd", "--compressor", "none", "--local-steps", "8", "--redundancy", "2"),
 )

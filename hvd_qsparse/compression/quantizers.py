@@ -32,12 +32,21 @@ class NoneCompressor(Compressor):
         return 32 * numel
 
 
+FLOAT16_MAX = torch.finfo(torch.float16).max
+
+
 @register_quantizer("fp16")
 class FP16Compressor(NoneCompressor):
-    """Half precision, as Horovod's ``Compression.fp16``: 16·d bits, summable."""
+    """Half precision, as Horovod's ``Compression.fp16``: 16·d bits, summable.
+
+    Finite values beyond float16's range (|x| > 65504) saturate at ±65504 instead of becoming
+    Inf, as Horovod's cast would; under error feedback the excess stays in the memory. NaN and
+    Inf pass as they are, so a non-finite sum still shows on every rank.
+    """
 
     def encode(self, flat: torch.Tensor, seed: Optional[int], noise_seed: Optional[int]):
-        half = flat.half()
+        saturated = torch.where(torch.isfinite(flat), flat.clamp(-FLOAT16_MAX, FLOAT16_MAX), flat)
+        half = saturated.half()
         return [half], Selection(half.float())
 
     def layout(self, numel: int) -> Layout:

@@ -61,12 +61,11 @@ class ErrorFeedback:
 
     def compress_finite(self, name: str, value: torch.Tensor, compressor: Compressor, seed: Optional[int] = None,
                         stream: int = 0) -> Compressed:
-        """``compress``, but a non-finite input is not an error: it leaves the memory untouched
-        and, for a lossy compressor, stands in a payload of zeros of the same size, so the
-        collective still matches on every rank; the caller learns it from ``finite``. A
-        summable compressor (``none``, ``fp16``) sends the non-finite values as they are, as
-        Horovod's allreduce does (the sum is then non-finite on every rank), and ``finite``
-        stays True.
+        """``compress``, but a non-finite input is not an error: it leaves the memory untouched,
+        ``finite`` is False (the caller marks the tensor, so every rank learns of it), and the
+        collective still matches on every rank: a lossy compressor stands in a payload of zeros
+        of the same size, a summable one (``none``, ``fp16``) sends the values as they are, as
+        Horovod's allreduce does.
         """
         try:
             return Compressed(*self.compress(name, value, compressor, seed=seed, stream=stream), True)
@@ -74,7 +73,7 @@ class ErrorFeedback:
             if compressor.summable:
                 memory = self._memory_for(name, value)
                 compensated = value.detach().float() + (0.0 if memory is None else memory)
-                return Compressed(*compressor.compress_selected(compensated, seed, stream, check_finite=False), True)
+                return Compressed(*compressor.compress_selected(compensated, seed, stream, check_finite=False), False)
             zeros = torch.zeros_like(value, dtype=torch.float32)
             return Compressed(*compressor.compress_selected(zeros, seed=seed, stream=stream), False)
 

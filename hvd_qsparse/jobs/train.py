@@ -16,7 +16,8 @@ import torch
 from hvd_qsparse.algorithms import DistributedOptimizer, algorithm_class, available_algorithms
 from hvd_qsparse.compression import available
 from hvd_qsparse.jobs import config
-from hvd_qsparse.jobs.flags import check_compressor_flags
+from hvd_qsparse.jobs.flags import (check_algorithm_flags, check_compressor_flags, check_number, check_output_paths,
+                                   given_flags)
 from hvd_qsparse.reporting.metrics import check_path
 from hvd_qsparse.reporting.summary import format_table, make_recorder, run_setting, run_summary, write_outputs
 from hvd_qsparse.workloads.data import load_digits_split, shard_batches
@@ -25,8 +26,12 @@ from hvd_qsparse.workloads.models import digits_mlp
 log = logging.getLogger("hvd_qsparse.jobs.train")
 
 
+#: the largest --hidden: the MLP's first layer then has 64·65536 weights
+MAX_HIDDEN = 1 << 16
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m hvd_qsparse.jobs.train", description=__doc__.splitlines()[0])
+    p = config.JobArgumentParser(prog="python -m hvd_qsparse.jobs.train", description=__doc__.splitlines()[0])
     p.add_argument("--algorithm", default="qsparse", choices=available_algorithms())
     p.add_argument("--compressor", default="topk+sign", choices=available(),
                    help="operator QComp_k (see README's table)")
@@ -67,15 +72,29 @@ def parse_args(argv=None) -> argparse.Namespace:
     config_path = pre.parse_known_args(argv)[0].config
     if config_path:
         try:
-            argv = config.to_argv(config.load(config_path), parser) + argv
-        except (ValueError, OSError) as err:
+            from_file, origins = config.to_argv(config.load(config_path), parser)
+        except ValueError as err:
             parser.error(str(err))
+        typed = given_flags(parser, argv)
+        parser.origins = {flag: where for flag, where in origins.items()
+                          if not given_flags(parser, [flag]) & typed}  # a flag typed as well wins
+        argv = from_file + argv
     args = parser.parse_args(argv)
+    check_flags(parser, args, given_flags(parser, argv))
+    return args
+
+
+def check_flags(parser: argparse.ArgumentParser, args: argparse.Namespace, given) -> None:
+    """Every value in range before any rank trains (a usage error, exit code 2, otherwise);
+    ``args.options`` becomes the algorithm's constructor options."""
     if args.metrics:
         try:
             check_path(args.metrics)
         except ValueError as err:
             parser.error(str(err))
+    elif args.tensorboard:
+        parser.error("--tensorboard writes the --metrics rows as TensorBoard scalars: give --metrics too")
+    check_output_paths(parser, args, ("--json", "--bits-log", "--metrics"))
     check_compressor_flags(parser, args)
     for flag, value, low in (("--local-steps", args.local_steps, 1), ("--warmup-steps", args.warmup_steps, 0),
                              ("--epochs", args.epochs, 1), ("--batch-size", args.batch_size, 1),
@@ -83,15 +102,12 @@ def parse_args(argv=None) -> argparse.Namespace:
                              ("--eval-every", args.eval_every, 0), ("--straggler-rank", args.straggler_rank, -1)):
         if value < low:
             parser.error(f"{flag} must be an integer >= {low}, got {value}")
-    if not args.lr > 0:
-        parser.error(f"--lr must be > 0, got {args.lr}")
-    if not args.straggler_sleep >= 0:
-        parser.error(f"--straggler-sleep must be >= 0 seconds, got {args.straggler_sleep}")
-    try:
-        args.options = algorithm_class(args.algorithm).options_from_args(args)
-    except ValueError as err:
-        parser.error(f"--algorithm {args.algorithm}: {err}")
-    return args
+    if args.hidden > MAX_HIDDEN:
+        parser.error(f"--hidden must be at most {MAX_HIDDEN}, got {args.hidden}")
+    check_number(parser, "--lr", args.lr, 0.0, low_open=True)
+    check_number(parser, "--momentum", args.momentum, 0.0, 1.0)
+    check_number(parser, "--straggler-sleep", args.straggler_sleep, 0.0)
+    args.options = check_algorithm_flags(parser, args, given)
 
 
 def train(args: argparse.Namespace, hvd) -> dict:

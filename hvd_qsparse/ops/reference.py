@@ -15,6 +15,10 @@ from hvd_qsparse.ops.packing import ceil_log2, pack_bits, unpack_bits
 from hvd_qsparse.ops.selection import Selection
 
 
+#: the largest finite float32
+FLOAT32_MAX = torch.finfo(torch.float32).max
+
+
 def derive_seed(*parts) -> int:
     """A 63-bit seed from any mix of ints and strings, stable across processes and runs.
 
@@ -93,22 +97,26 @@ class TorchOps:
         return out.index_add_(0, indices, values.to(out.dtype))
 
     # --- QSGD -----------------------------------------------------------------------------
-    def qsgd_encode(self, x: torch.Tensor, levels: int, seed: Optional[int]) -> Tuple[torch.Tensor, torch.Tensor]:
+    def qsgd_encode(self, x: torch.Tensor, levels: int, seed: Optional[int]):
         """QSGD (Alistarh et al., 2017) with ``levels`` = s and stochastic rounding.
 
         Returns the fp32 norm (1 element), per entry ``code = 2 * level + negative`` packed in
         ``1 + ceil(log2(s + 1))`` bits, and the fp32 values the codes stand for (what
-        ``qsgd_decode`` gives back, bit for bit).
+        ``qsgd_decode`` gives back, bit for bit). The norm and the levels are computed in
+        float64, so no finite input overflows or underflows into NaN; a norm beyond float32's
+        range is sent as the largest float32, which scales every decoded value down by
+        max/‖x‖ (still a contraction; under error feedback the rest stays in the memory).
         """
         x = x.float()
-        norm = torch.linalg.vector_norm(x).reshape(1)
-        if norm.item() == 0.0:
+        norm64 = torch.linalg.vector_norm(x, dtype=torch.float64)
+        norm = norm64.clamp(max=FLOAT32_MAX).float().reshape(1)
+        if norm64.item() == 0.0:
             level = torch.zeros_like(x, dtype=torch.int64)
         else:
-            scaled = x.abs() * (levels / norm)
+            scaled = x.abs().double() * (levels / norm64)
             lower = scaled.floor()
             rand = self._uniform(x.numel(), seed, x.device)
-            level = (lower + (rand < scaled - lower).float()).clamp_(0, levels).to(torch.int64)
+            level = (lower + (rand < scaled - lower).double()).clamp_(0, levels).to(torch.int64)
         negative = x < 0
         code = (level << 1) | negative.to(torch.int64)
         values = level.float() * (1.0 - 2.0 * negative.float()) * (norm.float() / levels)
@@ -123,9 +131,10 @@ class TorchOps:
     # --- scaled sign ----------------------------------------------------------------------
     def sign_encode(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """Scaled sign: the fp32 scale ``||x||_1 / d``, one bit per entry (1 = negative), and
-        the fp32 values they stand for (what ``sign_decode`` gives back)."""
+        the fp32 values they stand for (what ``sign_decode`` gives back). The sum runs in
+        float64, so the scale of finite input is finite (at most max |x_i|)."""
         x = x.float()
-        scale = (x.abs().sum() / max(1, x.numel())).reshape(1)
+        scale = (x.abs().sum(dtype=torch.float64) / max(1, x.numel())).float().reshape(1)
         negative = (x < 0).to(torch.int64)
         return scale, pack_bits(negative, 1), (1.0 - 2.0 * negative.float()) * scale.float()
 

@@ -69,15 +69,16 @@ class Verdict:
     def non_finite(self) -> bool:
         return any(self.bad)
 
-    def error(self, names: Sequence[str], what: str) -> NonFiniteGradientError:
-        """The error every rank raises, naming the first rank and its tensor."""
+    def error(self, names: Sequence[str], what: str,
+              kept: str = "memories, shared model and step counter untouched") -> NonFiniteGradientError:
+        """The error every rank raises, naming the first rank and its tensor, and what was kept."""
         rank = next(r for r, code in enumerate(self.bad) if code)
         code = self.bad[rank]
         tensor = names[code - 1] if 0 < code <= len(names) else f"a tensor past #{len(names)}"
         return NonFiniteGradientError(
             f"rank {rank}: {what} of {tensor!r} contains NaN or Inf; every rank skipped applying this "
-            "step (memories, shared model and step counter untouched). Lower the learning rate, clip "
-            "gradients, or train under torch.amp.GradScaler, which makes every rank skip such steps")
+            f"step ({kept}). Lower the learning rate, clip gradients, or train under "
+            "torch.amp.GradScaler, which makes every rank skip such steps")
 
 
 def start_agreement(comm, report: LocalReport, name: str):

@@ -5,8 +5,9 @@ exchange, and how to apply the sums); the plumbing is here, once:
 
 - ``compress``: every tensor through its error-feedback memory (or plainly, for dense warm-up
   steps), with the per-(step, tensor) seed ``derive_seed(seed, step, name)`` and this rank's
-  rounding-noise stream; a non-finite tensor is marked in the step's ``LocalReport`` and stands
-  in zeros, so the collective still matches on every rank. Timed as ``compress``.
+  rounding-noise stream; a non-finite tensor is marked in the step's ``LocalReport`` (and stands
+  in zeros for a lossy compressor), so the collective still matches on every rank and every
+  rank learns of it from the flag riding along. Timed as ``compress``.
 - ``start``: the messages go into the exchange, with the report's flag riding in its buffers
   (timed as ``communicate``, since some exchanges block there).
 - ``finish``: wait (timed as ``communicate``), then record the bits this rank sent and received
@@ -27,6 +28,12 @@ from hvd_qsparse.optim.timing import StepTimer
 
 #: a compressor, or ``(name, value) -> Compressor`` when it depends on the tensor (GD-SEC's thresholds)
 CompressorFor = Union[Compressor, Callable[[str, torch.Tensor], Compressor]]
+
+
+def _finite(value: torch.Tensor) -> bool:
+    """No NaN/Inf in ``value`` (the sum first: one pass; finite values whose sum overflows get
+    the full check)."""
+    return bool(torch.isfinite(value.sum())) or bool(torch.isfinite(value).all())
 
 
 @dataclass
@@ -69,9 +76,9 @@ class StepPipeline:
     def compress(self, named_values: Sequence[Tuple[str, torch.Tensor]], compressor: CompressorFor,
                  memory: Optional[ErrorFeedback], *, seed: int, step: int, report: LocalReport,
                  index: Callable[[int, str], int] = lambda i, name: i) -> Batch:
-        """Every ``(name, value)`` through ``memory`` (None: no error feedback, dense and
-        unchecked, as Horovod's allreduce carries NaN), marking ``index(i, name)`` in ``report``
-        for a non-finite value."""
+        """Every ``(name, value)`` through ``memory`` (None: no error feedback; the values go as
+        they are, NaN included, as Horovod's allreduce carries them), marking ``index(i, name)``
+        in ``report`` for a non-finite value either way, so every rank refuses or skips the step."""
         batch = Batch()
         with self.timer.phase("compress"):
             for i, (name, value) in enumerate(named_values):
@@ -80,6 +87,8 @@ class StepPipeline:
                 if memory is None:
                     payload, ctx, selection = codec.compress_selected(value, tensor_seed, self.comm.rank,
                                                                       check_finite=False)
+                    if not _finite(value):
+                        report.mark_bad(index(i, name))
                 else:
                     payload, ctx, selection, finite = memory.compress_finite(
                         name, value, codec, seed=tensor_seed, stream=self.comm.rank)

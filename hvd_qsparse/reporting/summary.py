@@ -55,13 +55,22 @@ def run_summary(args, comm, opt, model, test_set, wall) -> dict:
     if max(accs) - min(accs) > 1e-9:
         raise RuntimeError(f"ranks disagree on the final model: test accuracies {accs}")
     return {"algorithm": args.algorithm, "setting": run_setting(args), "compressor": args.compressor,
-            "ratio": args.ratio, "levels": args.levels, "local_steps": args.local_steps, "ranks": comm.size(),
+            "ratio": args.ratio, "levels": args.levels, "local_steps": _local_steps(args), "ranks": comm.size(),
             "steps": steps, "parameters": opt.flat_numel(), "test_accuracy": acc, "bits_per_rank": per_rank,
             "control_bits_per_rank": comm.allgather_object(bits.total_control, name="summary.control"),
             "analytic_bits_rank0": bits.total_analytic if comm.rank() == 0 else None,
             "dense_fp32_bits_per_rank": dense_bits, "reduction": dense_bits / max(1, max(per_rank)),
             "communication_rounds": len(bits.history), "wall_time_s": wall,
             "history": _all_ranks_history(comm, bits)}
+
+
+def _local_steps(args) -> int:
+    """H of the run: the algorithm's ``local_steps``, 1 for one that talks every step (it takes
+    no ``--local-steps``), a peer's own flag when the job names its setting."""
+    options = getattr(args, "options", None)
+    if options and not getattr(args, "setting", None):
+        return options.get("local_steps", 1)
+    return getattr(args, "local_steps", 1)
 
 
 def _all_ranks_history(comm, bits) -> list:

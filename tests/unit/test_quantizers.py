@@ -182,7 +182,7 @@ def test_sign_decoded_is_scaled_sign_exactly(d):
     comp = create("sign")
     payload, ctx = comp.compress(x)
     y = comp.decompress(payload, ctx)
-    scale = (x.abs().sum() / d).reshape(1)           # fp32, same reduction as the codec
+    scale = (x.abs().sum(dtype=torch.float64) / d).float().reshape(1)  # the codec's reduction: float64, then fp32
     expected = torch.where(x < 0, -scale, scale)     # sign(0) = +1
     assert torch.equal(y, expected)
     assert math.isclose(float(scale), x.double().abs().sum().item() / d, rel_tol=1e-6)

@@ -14,6 +14,7 @@ from async_common import run_or_abort
 from common import flat_params, make_model, train_steps
 
 import hvd_qsparse
+from hvd_qsparse import load_checkpoint, save_checkpoint
 
 TOTAL, PART = 12, 7
 
@@ -51,15 +52,13 @@ def first(ckpt, out):
     train_steps(model, opt, 0, 0, PART)
     state = opt.state_dict()
     assert state["hvd_qsparse"]["state"]["window"]["x_hat"].numel() == opt.flat_numel(), "host state lacks the window"
-    torch.save({"model": model.state_dict(), "optimizer": state}, ckpt)
+    save_checkpoint(ckpt, model, opt)
     opt.finish()
 
 
 def resume(ckpt, out):
     model, opt = build("topk+qsgd")
-    saved = torch.load(ckpt, weights_only=False)
-    model.load_state_dict(saved["model"])
-    opt.load_state_dict(saved["optimizer"])
+    load_checkpoint(ckpt, model, opt)
     train_steps(model, opt, 0, opt.step_count, TOTAL - PART)
     opt.finish()
     torch.save(flat_params(model), out)

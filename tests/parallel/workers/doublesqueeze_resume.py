@@ -8,6 +8,7 @@ import torch
 from common import flat_params, make_model, train_steps
 
 import hvd_qsparse
+from hvd_qsparse import load_checkpoint, save_checkpoint
 
 FIRST, REST = 7, 5
 
@@ -36,12 +37,10 @@ def main(compressor, layout, folder):
     serves = layout == "sharded" or rank == 0
     assert bool(saved["hvd_qsparse"]["state"]["server_memory"]["memory"]) == serves, "server memory not where it is served"
     path = f"{folder}/ckpt.{rank}"
-    torch.save({"model": model.state_dict(), "optimizer": saved}, path)
+    save_checkpoint(path, model, opt)
 
     model, opt = build(compressor, layout)
-    state = torch.load(path, weights_only=False)
-    model.load_state_dict(state["model"])
-    opt.load_state_dict(state["optimizer"])
+    load_checkpoint(path, model, opt)
     train_steps(model, opt, rank, opt.step_count, REST)
     resumed = flat_params(model)
     assert (straight - flat_params(make_model())).abs().max() > 1e-3, "training did not move the parameters"

@@ -10,6 +10,7 @@ import torch
 from common import flat_params, make_model, train_steps
 
 import hvd_qsparse
+from hvd_qsparse import load_checkpoint, save_checkpoint
 
 
 def build():
@@ -24,16 +25,14 @@ def main(mode, *rest):
     rank = hvd.rank()
     model, opt = build()
     if mode == "resume":
-        state = torch.load(f"{rest[0]}.{rank}", weights_only=False)
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
+        load_checkpoint(f"{rest[0]}.{rank}", model, opt)
         train_steps(model, opt, rank, opt.step_count, int(rest[1]))
         torch.save({"params": flat_params(model), "bits": opt.bits.total_sent}, f"{rest[2]}.{rank}")
         return
     opt.broadcast_state()
     train_steps(model, opt, rank, 0, int(rest[0]))
     if mode == "part":
-        torch.save({"model": model.state_dict(), "optimizer": opt.state_dict()}, f"{rest[1]}.{rank}")
+        save_checkpoint(f"{rest[1]}.{rank}", model, opt)
     else:
         torch.save({"params": flat_params(model), "bits": opt.bits.total_sent}, f"{rest[1]}.{rank}")
 

@@ -6,6 +6,7 @@ import torch
 from common import flat_params, make_model, train_steps
 
 import hvd_qsparse
+from hvd_qsparse import load_checkpoint, save_checkpoint
 
 
 def build(compressor, local_steps):
@@ -21,16 +22,14 @@ def main(compressor, local_steps, mode, *rest):
     rank = hvd.rank()
     model, opt = build(compressor, int(local_steps))
     if mode == "resume":
-        state = torch.load(f"{rest[0]}.{rank}", weights_only=False)
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
+        load_checkpoint(f"{rest[0]}.{rank}", model, opt)
         train_steps(model, opt, rank, opt.local_sgd_state.step, int(rest[1]))
         torch.save(flat_params(model), f"{rest[2]}.{rank}")
         return
     opt.broadcast_state()
     train_steps(model, opt, rank, 0, int(rest[0]))
     if mode == "part":
-        torch.save({"model": model.state_dict(), "optimizer": opt.state_dict()}, f"{rest[1]}.{rank}")
+        save_checkpoint(f"{rest[1]}.{rank}", model, opt)
     else:
         torch.save(flat_params(model), f"{rest[1]}.{rank}")
 
