@@ -44,11 +44,13 @@ class MetricsLog:
         self._tb = _summary_writer(tensorboard_dir) if tensorboard_dir else None
 
     def log(self, row: dict) -> None:
-        """Append one step's row (keys from ``FIELDS``; missing ones stay empty)."""
+        """Append one step's row (keys from ``FIELDS``; missing ones stay empty), flushed at once,
+        so a run killed at any point keeps every completed step's row."""
         if self._csv is not None:
             self._csv.writerow({k: json.dumps(v) if isinstance(v, list) else v for k, v in row.items()})
         else:
             self._fh.write(json.dumps(row) + "\n")
+        self._fh.flush()
         if self._tb is not None:
             for key, value in row.items():
                 if key != "step" and isinstance(value, (int, float)):

@@ -1,0 +1,53 @@
+"""Faults under every algorithm: when rank 1 raises or is killed mid-training, the others stop
+within a bounded time, the launcher exits non-zero and the output names the failing rank.
+Running this file prints the table ``case, expected, exit code, seconds, result``."""
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import ROOT, WORKERS, launch_env, mpirun_command
+
+pytestmark = pytest.mark.timeout(200)
+
+#: seconds within which every rank must be gone (the job takes ~5 s without a fault)
+BOUND = 60
+SETTINGS = {
+    "qsparse H=1": ["qsparse", "--local-steps", "1"],
+    "qsparse H=8": ["qsparse", "--local-steps", "8"],
+    "doublesqueeze": ["doublesqueeze", "--compressor", "sign"],
+    "gdsec": ["gdsec"],
+    "qsparse-async": ["qsparse-async", "--local-steps", "4"],
+    "risgd": ["risgd", "--local-steps", "4", "--redundancy", "2"],
+}
+ROWS = []
+
+
+def run_fault(setting: str, fault: str):
+    algorithm, *flags = SETTINGS[setting]
+    cmd = mpirun_command(2, [sys.executable, str(WORKERS / "fault_at_step.py"), algorithm, fault, "7", *flags])
+    start = time.monotonic()
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=launch_env(),
+                          cwd=str(ROOT), timeout=BOUND + 60, start_new_session=True)
+    return proc.returncode, time.monotonic() - start, proc.stdout
+
+
+@pytest.mark.parametrize("fault", ["raise", "kill"])
+@pytest.mark.parametrize("setting", list(SETTINGS))
+def test_a_failing_rank_ends_the_job(setting, fault):
+    rc, seconds, out = run_fault(setting, fault)
+    named = ("rank 1 of 2 failed" in out) if fault == "raise" else ("signal 9" in out or "Killed" in out)
+    ok = rc != 0 and seconds < BOUND and named and "rank 1: injecting" in out
+    ROWS.append((f"{setting}, rank 1 {fault}s at step 7", f"exit != 0 within {BOUND}s, rank named", rc,
+                 f"{seconds:.1f}", "ok" if ok else "FAILED"))
+    assert rc != 0, out[-3000:]
+    assert seconds < BOUND, f"the job took {seconds:.0f}s to end"
+    assert named, f"the output does not name the failing rank:\n{out[-3000:]}"
+
+
+def teardown_module():
+    if ROWS:
+        print("\n| case | expected | exit code | seconds | result |\n|---|---|---|---|---|")
+        for row in ROWS:
+            print("| " + " | ".join(map(str, row)) + " |")
