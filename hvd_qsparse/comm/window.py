@@ -18,6 +18,10 @@ is one contiguous accumulate. Results in ``out`` are valid once the ``with`` blo
 mpi4py is imported when a window is created, not when this module is, so importing
 ``hvd_qsparse`` never initializes MPI.
 """
+import atexit
+import os
+import sys
+import weakref
 from contextlib import contextmanager
 from typing import Optional
 
@@ -41,6 +45,22 @@ def load_mpi():
         raise OneSidedUnavailableError("one-sided windows need mpi4py (pip install mpi4py, built against "
                                        f"the MPI that Horovod uses): {err}") from err
     return MPI
+
+
+#: windows not freed yet (for the exit guard), and whether the guard is registered
+_LIVE = weakref.WeakSet()
+_GUARD = {"registered": False}
+
+
+def _leave_without_finalize_after_a_failure() -> None:
+    """At interpreter exit after an uncaught exception, a rank whose window is still allocated
+    leaves at once, exit code 1, without ``MPI_Finalize``: finalizing tears down the shared
+    memory the other ranks' one-sided calls still use, and they would die of a segmentation
+    fault. The launcher then sees this rank fail and ends the job cleanly."""
+    if getattr(sys, "last_value", None) is not None and any(not w.freed for w in list(_LIVE)):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(1)
 
 
 class Window:
@@ -75,6 +95,10 @@ class Window:
         except BaseException:
             self.free()
             raise
+        if not _GUARD["registered"]:  # after mpi4py's own exit hook, so it runs before MPI finalizes
+            atexit.register(_leave_without_finalize_after_a_failure)
+            _GUARD["registered"] = True
+        _LIVE.add(self)
 
     def _check_arguments(self) -> None:
         """Same verdict on every rank (the checks use only what all ranks share), so no rank is

@@ -51,3 +51,18 @@ def teardown_module():
         print("\n| case | expected | exit code | seconds | result |\n|---|---|---|---|---|")
         for row in ROWS:
             print("| " + " | ".join(map(str, row)) + " |")
+
+
+@pytest.mark.parametrize("progress", ["thread", "none"])
+def test_an_uncaught_error_under_qsparse_async_crashes_no_rank(progress):
+    cmd = mpirun_command(2, [sys.executable, str(WORKERS / "async_uncaught.py"), progress])
+    start = time.monotonic()
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=launch_env(),
+                          cwd=str(ROOT), timeout=BOUND + 60, start_new_session=True)
+    seconds, out = time.monotonic() - start, proc.stdout
+    ok = proc.returncode == 1 and "Segmentation fault" not in out and "holds NaN or Inf" in out
+    ROWS.append((f"qsparse-async ({progress}), rank 1 raises NaN error uncaught", "exit 1, no segfault",
+                 proc.returncode, f"{seconds:.1f}", "ok" if ok else "FAILED"))
+    assert "holds NaN or Inf" in out, out[-3000:]
+    assert "Segmentation fault" not in out and "signal 11" not in out, out[-3000:]
+    assert proc.returncode == 1 and seconds < BOUND, (proc.returncode, seconds)
