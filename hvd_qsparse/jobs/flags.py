@@ -75,7 +75,8 @@ def check_algorithm_flags(parser: argparse.ArgumentParser, args: argparse.Namesp
     unused = sorted((given & (own | set(ALGORITHM_FLAGS))) - reads.read)
     if unused:
         flags = ", ".join("--" + dest.replace("_", "-") for dest in unused)
-        parser.error(f"{flags}: not used by --algorithm {args.algorithm}; leave {'them' if len(unused) > 1 else 'it'} out")
+        them = "them" if len(unused) > 1 else "it"
+        parser.error(f"{flags}: not used by --algorithm {args.algorithm}; leave {them} out")
     return options
 
 

@@ -117,7 +117,8 @@ class StepPipeline:
         pending, batch = round_.pending, round_.batch
         analytic = batch.analytic_bits if pending.analytic_bits is None else pending.analytic_bits
         bits = self._bits()
-        bits.record(round_.step, 8 * pending.sent_bytes, analytic, 32 * batch.numel, received=8 * pending.received_bytes)
+        bits.record(round_.step, 8 * pending.sent_bytes, analytic, 32 * batch.numel,
+                    received=8 * pending.received_bytes)
         bits.record_control(round_.step, 8 * pending.control_bytes)
 
     def run(self, exchange: Exchange, batch: Batch, name: str, step: int, flag: Optional[int] = None) -> Round:
