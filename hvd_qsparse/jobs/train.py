@@ -18,6 +18,7 @@ from hvd_qsparse.compression import available
 from hvd_qsparse.jobs import config
 from hvd_qsparse.jobs.flags import (check_algorithm_flags, check_compressor_flags, check_number, check_output_paths,
                                    given_flags)
+from hvd_qsparse.jobs.watchdog import StepWatchdog
 from hvd_qsparse.reporting.metrics import check_path
 from hvd_qsparse.reporting.summary import format_table, make_recorder, run_setting, run_summary, write_outputs
 from hvd_qsparse.workloads.data import load_digits_split, shard_batches
@@ -49,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--straggler-rank", type=int, default=-1, metavar="R",
                    help="rank R sleeps --straggler-sleep seconds after every step (a slow worker); -1: none")
     p.add_argument("--straggler-sleep", type=float, default=0.0, metavar="SECONDS", help="see --straggler-rank")
+    p.add_argument("--step-timeout", type=float, default=600.0, metavar="SECONDS",
+                   help="end the job (exit code 1, on every rank) when no step finishes for this long: a stalled "
+                        "network or a stuck rank; 0: wait for ever")
     p.add_argument("--json", metavar="PATH", help="write the summary as JSON (rank 0)")
     p.add_argument("--bits-log", metavar="PATH", help="per-step bits of every rank as JSON lines (written by rank 0)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -107,6 +111,7 @@ def check_flags(parser: argparse.ArgumentParser, args: argparse.Namespace, given
     check_number(parser, "--lr", args.lr, 0.0, low_open=True)
     check_number(parser, "--momentum", args.momentum, 0.0, 1.0)
     check_number(parser, "--straggler-sleep", args.straggler_sleep, 0.0)
+    check_number(parser, "--step-timeout", args.step_timeout, 0.0)
     args.options = check_algorithm_flags(parser, args, given)
 
 
@@ -117,8 +122,10 @@ def train(args: argparse.Namespace, hvd) -> dict:
     train_set, test_set = load_digits_split(seed=args.seed)
     model = digits_mlp(hidden=args.hidden, seed=args.seed)
     inner = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum)
+    watchdog = StepWatchdog(args.step_timeout, hvd.rank(), hvd.size()).start()
     opt = DistributedOptimizer(inner, model.named_parameters(), algorithm=args.algorithm, **args.options)
     opt.broadcast_state(root_rank=0)
+    watchdog.beat()
     loss_fn = torch.nn.CrossEntropyLoss()
     batches_for = epoch_batches(opt, args, train_set, hvd)
     steps_per_epoch = len(batches_for(0))
@@ -140,13 +147,16 @@ def train(args: argparse.Namespace, hvd) -> dict:
             if bar is not None:
                 bar.set_postfix(epoch=epoch, loss=f"{loss.item():.3f}", refresh=False)
                 bar.update()
+            watchdog.beat()
     wall = time.perf_counter() - start
     if bar is not None:
         bar.close()
     if recorder is not None and recorder.log is not None:
         recorder.log.close()
     opt.load_synchronized_model()
-    return run_summary(args, hvd, opt, model, test_set, wall)
+    summary = run_summary(args, hvd, opt, model, test_set, wall)
+    watchdog.stop()
+    return summary
 
 
 def epoch_batches(opt, args, train_set, hvd):

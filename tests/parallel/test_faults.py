@@ -4,6 +4,7 @@ Running this file prints the table ``case, expected, exit code, seconds, result`
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -66,3 +67,23 @@ def test_an_uncaught_error_under_qsparse_async_crashes_no_rank(progress):
     assert "holds NaN or Inf" in out, out[-3000:]
     assert "Segmentation fault" not in out and "signal 11" not in out, out[-3000:]
     assert proc.returncode == 1 and seconds < BOUND, (proc.returncode, seconds)
+
+
+@pytest.mark.parametrize("launcher", ["mpirun", "horovodrun"])
+def test_a_stalled_job_ends_with_a_timeout(launcher):
+    """Rank 1 stops making progress (it sleeps, as behind a dead link): the step watchdog ends
+    the job within --step-timeout plus start-up, with a message, instead of a hang."""
+    job = [sys.executable, "-m", "hvd_qsparse.jobs.train", "--no-progress", "--epochs", "2", "--step-timeout", "5",
+           "--straggler-rank", "1", "--straggler-sleep", "120"]
+    cmd = mpirun_command(2, job) if launcher == "mpirun" else \
+        [str(Path(sys.executable).parent / "horovodrun"), "-np", "2", "--mpi-args=--oversubscribe", *job]
+    start = time.monotonic()
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=launch_env(),
+                          cwd=str(ROOT), timeout=BOUND + 60, start_new_session=True)
+    seconds, out = time.monotonic() - start, proc.stdout
+    named = "no training step finished for" in out and "--step-timeout 5" in out
+    ROWS.append((f"{launcher}: rank 1 stalls (a dead link)", "exit != 0 within 60 s, timeout message",
+                 proc.returncode, f"{seconds:.1f}", "ok" if proc.returncode != 0 and named and seconds < BOUND
+                 else "FAILED"))
+    assert proc.returncode != 0 and named, out[-3000:]
+    assert seconds < BOUND, f"the stalled job took {seconds:.0f}s to end"

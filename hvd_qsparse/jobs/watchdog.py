@@ -1,0 +1,57 @@
+"""A stalled job ends with an error instead of hanging: the step watchdog.
+
+A link that goes down mid-run, a blackholed path or a rank stuck in a collective leave every
+other rank blocked inside MPI or Gloo with no error (Open MPI's TCP transport waits for ever).
+The watchdog is a daemon thread on every rank: when no training step has finished for
+``timeout`` seconds it logs which rank waited how long and for what, then ends the process
+with exit code 1, so the launcher ends the whole job. Every rank's watchdog fires on its own,
+so every rank says so, within ``timeout`` plus a second.
+"""
+import logging
+import os
+import sys
+import threading
+import time
+
+log = logging.getLogger("hvd_qsparse.jobs.watchdog")
+
+
+class StepWatchdog:
+    """Ends the process when ``beat`` has not been called for ``timeout`` seconds.
+
+    Args:
+        timeout: seconds without a finished step; 0 turns the watchdog off.
+        rank, size: for the message.
+    """
+
+    def __init__(self, timeout: float, rank: int, size: int):
+        self.timeout, self.rank, self.size = timeout, rank, size
+        self.steps, self._last = 0, time.monotonic()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="hvd_qsparse-watchdog", daemon=True)
+
+    def start(self) -> "StepWatchdog":
+        if self.timeout > 0:
+            self._last = time.monotonic()
+            self._thread.start()
+        return self
+
+    def beat(self) -> None:
+        """A training step has finished."""
+        self.steps += 1
+        self._last = time.monotonic()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _watch(self) -> None:
+        while not self._stop.wait(min(1.0, self.timeout / 4)):
+            waited = time.monotonic() - self._last
+            if waited > self.timeout:
+                message = (f"rank {self.rank} of {self.size}: no training step finished for {waited:.0f} s "
+                           f"(--step-timeout {self.timeout:g}) after {self.steps} steps: a stalled network, or "
+                           "a rank stuck or gone; ending the job")
+                log.error(message)
+                print(message, file=sys.stderr, flush=True)
+                logging.shutdown()
+                os._exit(1)
