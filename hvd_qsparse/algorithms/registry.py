@@ -5,20 +5,15 @@ A decorator next to each class fills the table; ``discover`` imports every modul
 """
 from typing import Dict
 
-from hvd_qsparse.discovery import import_all
+from hvd_qsparse.discovery import import_all, registering
 
 ALGORITHMS: Dict[str, type] = {}
 
 
 def register_algorithm(name: str):
     """Class decorator: make an optimizer wrapper available as ``--algorithm name``."""
-    def decorate(cls):
-        if name in ALGORITHMS:
-            raise ValueError(f"algorithm {name!r} is already registered")
-        cls.algorithm = name
-        ALGORITHMS[name] = cls
-        return cls
-    return decorate
+    refused = f"algorithm {name!r} is already registered" if name in ALGORITHMS else None
+    return registering(ALGORITHMS, "algorithm", name, refused)
 
 
 def discover() -> None:

@@ -13,7 +13,6 @@ from typing import List, Optional, Sequence, Tuple
 import torch
 
 
-
 def decode_own(compressor, messages: Sequence) -> torch.Tensor:
     """This rank's payloads as one flat fp32 vector (what a dense allreduce then sums), taken
     from their selections (``Message.dense``)."""

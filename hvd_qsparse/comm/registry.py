@@ -7,20 +7,15 @@ new module in ``hvd_qsparse.comm`` with one decorated class (``discover`` finds 
 """
 from typing import Dict, List
 
-from hvd_qsparse.discovery import import_all
+from hvd_qsparse.discovery import import_all, registering
 
 EXCHANGES: Dict[str, type] = {}
 
 
 def register_exchange(name: str):
     """Class decorator: make an exchange available under ``name``."""
-    def decorate(cls):
-        if name in EXCHANGES or name == "auto":
-            raise ValueError(f"exchange name {name!r} is taken")
-        cls.exchange_name = name
-        EXCHANGES[name] = cls
-        return cls
-    return decorate
+    taken = name in EXCHANGES or name == "auto"
+    return registering(EXCHANGES, "exchange_name", name, f"exchange name {name!r} is taken" if taken else None)
 
 
 def discover() -> None:

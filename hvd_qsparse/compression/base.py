@@ -26,6 +26,12 @@ FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 Layout = List[Tuple[torch.dtype, int]]
 
 
+def all_finite(tensor: torch.Tensor) -> bool:
+    """No NaN/Inf in ``tensor``: the sum first (one pass; the sum of finite values rarely
+    overflows), the full check only when the sum is not finite."""
+    return bool(torch.isfinite(tensor.sum())) or bool(torch.isfinite(tensor).all())
+
+
 class NonFiniteInputError(ValueError):
     """The tensor handed to a compressor holds NaN or Inf (nothing was compressed)."""
 
@@ -171,13 +177,11 @@ class Compressor(HorovodCompressorInterface, metaclass=ABCMeta):
             accepted = ", ".join(str(d).replace("torch.", "") for d in FLOAT_DTYPES)
             raise ValueError(f"compressor {self.name!r}: tensor dtype {tensor.dtype} is not supported; "
                              f"accepted dtypes: {accepted}")
-        if not check_finite or torch.isfinite(tensor.sum()):
-            return  # the sum of finite values rarely overflows, and then the full check runs
-        finite = torch.isfinite(tensor)
-        if not bool(finite.all()):
-            bad = int((~finite).sum())
-            raise NonFiniteInputError(f"compressor {self.name!r}: input contains NaN or Inf ({bad} of "
-                             f"{tensor.numel()} entries); refusing to compress (memory left untouched)")
+        if not check_finite or all_finite(tensor):
+            return
+        bad = int((~torch.isfinite(tensor)).sum())
+        raise NonFiniteInputError(f"compressor {self.name!r}: input contains NaN or Inf ({bad} of "
+                                  f"{tensor.numel()} entries); refusing to compress (memory left untouched)")
 
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v!r}" for k, v in self.params().items())

@@ -8,7 +8,7 @@ elsewhere registers when it is imported. ``compression.factory`` builds compress
 """
 from typing import Dict
 
-from hvd_qsparse.discovery import import_all
+from hvd_qsparse.discovery import import_all, registering
 
 QUANTIZERS: Dict[str, type] = {}
 SPARSIFIERS: Dict[str, type] = {}
@@ -26,16 +26,11 @@ def register_sparsifier(name: str):
 
 
 def _register(table: Dict[str, type], name: str):
-    def decorate(cls):
-        if name in QUANTIZERS or name in SPARSIFIERS or "+" in name:
-            raise ValueError(f"compressor name {name!r} is taken or contains '+'")
-        cls.name = name
-        table[name] = cls
-        return cls
-    return decorate
+    taken = name in QUANTIZERS or name in SPARSIFIERS or "+" in name
+    return registering(table, "name", name, f"compressor name {name!r} is taken or contains '+'" if taken else None)
 
 
 def discover() -> None:
     """Import every module of the ``hvd_qsparse.compression`` package, so that each decorated
-    class in it is in the tables (importing twice is free: Python caches modules)."""
+    class in it is in the tables (once per search path: ``discovery.import_all`` remembers)."""
     import_all("hvd_qsparse.compression")

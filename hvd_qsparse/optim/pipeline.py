@@ -21,6 +21,7 @@ import torch
 
 from hvd_qsparse.comm import Exchange, Message, Pending
 from hvd_qsparse.compression import Compressor
+from hvd_qsparse.compression.base import all_finite
 from hvd_qsparse.error_feedback import ErrorFeedback
 from hvd_qsparse.ops import Selection, derive_seed
 from hvd_qsparse.optim.agreement import LocalReport
@@ -28,12 +29,6 @@ from hvd_qsparse.optim.timing import StepTimer
 
 #: a compressor, or ``(name, value) -> Compressor`` when it depends on the tensor (GD-SEC's thresholds)
 CompressorFor = Union[Compressor, Callable[[str, torch.Tensor], Compressor]]
-
-
-def _finite(value: torch.Tensor) -> bool:
-    """No NaN/Inf in ``value`` (the sum first: one pass; finite values whose sum overflows get
-    the full check)."""
-    return bool(torch.isfinite(value.sum())) or bool(torch.isfinite(value).all())
 
 
 @dataclass
@@ -87,7 +82,7 @@ class StepPipeline:
                 if memory is None:
                     payload, ctx, selection = codec.compress_selected(value, tensor_seed, self.comm.rank,
                                                                       check_finite=False)
-                    if not _finite(value):
+                    if not all_finite(value):
                         report.mark_bad(index(i, name))
                 else:
                     payload, ctx, selection, finite = memory.compress_finite(
