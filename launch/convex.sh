@@ -16,5 +16,7 @@ hosts=()
 [[ -n ${HOSTFILE:-} ]] && hosts=(-hostfile "$HOSTFILE")
 args=("$@")
 [[ ${#args[@]} -eq 0 ]] && args=(--grid)
-exec horovodrun -np "${NP:-2}" "${hosts[@]}" --mpi-args="${MPI_ARGS:---oversubscribe --bind-to none}" \
+default_args="--oversubscribe --bind-to none"
+[[ ${#hosts[@]} -eq 0 ]] && default_args+=" --mca btl_base_exclude tcp,uct,ofi,openib"
+run_job horovodrun -np "${NP:-2}" "${hosts[@]}" --mpi-args="${MPI_ARGS:-$default_args}" \
   python -m hvd_qsparse.jobs.convex "${args[@]}"

@@ -10,5 +10,7 @@ cd "$HVD_QSPARSE_ROOT"
 hosts=()
 [[ -n ${HOSTS:-} ]] && hosts=(-H "$HOSTS")
 [[ -n ${HOSTFILE:-} ]] && hosts=(-hostfile "$HOSTFILE")
-exec horovodrun -np "${NP:-2}" "${hosts[@]}" --mpi-args="${MPI_ARGS:---oversubscribe --bind-to none}" \
+default_args="--oversubscribe --bind-to none"
+[[ ${#hosts[@]} -eq 0 ]] && default_args+=" --mca btl_base_exclude tcp,uct,ofi,openib"
+run_job horovodrun -np "${NP:-2}" "${hosts[@]}" --mpi-args="${MPI_ARGS:-$default_args}" \
   python -m hvd_qsparse.jobs.train "$@"

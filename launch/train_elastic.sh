@@ -9,6 +9,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$HVD_QSPARSE_ROOT"
 NP="${NP:-3}"
-exec horovodrun --gloo -np "$NP" --min-np "${MIN_NP:-$((NP - 1))}" --max-np "$NP" \
+mapfile -d "" -t job_env < <(gloo_job_env)
+run_job env -i "${job_env[@]}" horovodrun --gloo -np "$NP" --min-np "${MIN_NP:-$((NP - 1))}" --max-np "$NP" \
   --host-discovery-script "$HVD_QSPARSE_ROOT/launch/discover_hosts.sh" --network-interfaces lo \
   python -m hvd_qsparse.jobs.train_elastic "$@"

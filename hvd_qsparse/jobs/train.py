@@ -115,14 +115,14 @@ def check_flags(parser: argparse.ArgumentParser, args: argparse.Namespace, given
     args.options = check_algorithm_flags(parser, args, given)
 
 
-def train(args: argparse.Namespace, hvd) -> dict:
-    """Run the job on this rank; returns the summary (identical on every rank)."""
+def train(args: argparse.Namespace, hvd, watchdog: StepWatchdog) -> dict:
+    """Run the job on this rank, beating ``watchdog`` once per step; returns the summary
+    (identical on every rank)."""
     if args.straggler_rank >= hvd.size():
         raise ValueError(f"--straggler-rank must be -1 or a rank in [0, {hvd.size() - 1}], got {args.straggler_rank}")
     train_set, test_set = load_digits_split(seed=args.seed)
     model = digits_mlp(hidden=args.hidden, seed=args.seed)
     inner = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum)
-    watchdog = StepWatchdog(args.step_timeout, hvd.rank(), hvd.size()).start()
     opt = DistributedOptimizer(inner, model.named_parameters(), algorithm=args.algorithm, **args.options)
     opt.broadcast_state(root_rank=0)
     watchdog.beat()
@@ -154,9 +154,7 @@ def train(args: argparse.Namespace, hvd) -> dict:
     if recorder is not None and recorder.log is not None:
         recorder.log.close()
     opt.load_synchronized_model()
-    summary = run_summary(args, hvd, opt, model, test_set, wall)
-    watchdog.stop()
-    return summary
+    return run_summary(args, hvd, opt, model, test_set, wall)
 
 
 def epoch_batches(opt, args, train_set, hvd):
@@ -180,8 +178,9 @@ def main(argv=None) -> int:
     hvd.init()
     torch.set_num_threads(1)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    watchdog = StepWatchdog(args.step_timeout, hvd.rank(), hvd.size()).start()
     try:
-        summary = train(args, hvd)
+        summary = train(args, hvd, watchdog)
     except Exception:
         if hvd.size() == 1:
             raise
@@ -197,6 +196,10 @@ def main(argv=None) -> int:
               f"dense fp32 allreduce={summary['dense_fp32_bits_per_rank']} "
               f"agreement flags per rank={summary['control_bits_per_rank']}", flush=True)
         write_outputs(args, summary)
+    # Shut down here, under the watchdog, not at interpreter exit where it could hang unseen.
+    watchdog.shutting_down()
+    hvd.shutdown()
+    watchdog.stop()
     return 0
 
 

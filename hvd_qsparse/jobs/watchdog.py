@@ -2,10 +2,12 @@
 
 A link that goes down mid-run, a blackholed path or a rank stuck in a collective leave every
 other rank blocked inside MPI or Gloo with no error (Open MPI's TCP transport waits for ever).
-The watchdog is a daemon thread on every rank: when no training step has finished for
-``timeout`` seconds it logs which rank waited how long and for what, then ends the process
-with exit code 1, so the launcher ends the whole job. Every rank's watchdog fires on its own,
-so every rank says so, within ``timeout`` plus a second.
+Even where the ranks train over shared memory, the launcher's bootstrap runs over TCP, so a dead
+link stalls ``MPI_Finalize`` at the end of a finished run. The watchdog is a daemon thread on
+every rank that watches both phases: when no training step has finished for ``timeout`` seconds,
+or shutting down takes longer than that, it logs which rank waited how long and for what, then
+ends the process with exit code 1, so the launcher ends the whole job. Every rank's watchdog
+fires on its own, so every rank says so, within ``timeout`` plus a second.
 """
 import logging
 import os
@@ -20,13 +22,14 @@ class StepWatchdog:
     """Ends the process when ``beat`` has not been called for ``timeout`` seconds.
 
     Args:
-        timeout: seconds without a finished step; 0 turns the watchdog off.
+        timeout: seconds without a finished step (or for the shutdown); 0 turns the watchdog off.
         rank, size: for the message.
     """
 
     def __init__(self, timeout: float, rank: int, size: int):
         self.timeout, self.rank, self.size = timeout, rank, size
         self.steps, self._last = 0, time.monotonic()
+        self._waiting_for = "no training step finished"
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="hvd_qsparse-watchdog", daemon=True)
 
@@ -41,6 +44,12 @@ class StepWatchdog:
         self.steps += 1
         self._last = time.monotonic()
 
+    def shutting_down(self) -> None:
+        """Training is over and its outputs are written; from now on the clock bounds the
+        shutdown (Horovod's and MPI's finalize), which needs the network too."""
+        self._waiting_for = "the outputs are written, but shutting down (MPI/Gloo finalize) has not finished"
+        self._last = time.monotonic()
+
     def stop(self) -> None:
         self._stop.set()
 
@@ -48,10 +57,12 @@ class StepWatchdog:
         while not self._stop.wait(min(1.0, self.timeout / 4)):
             waited = time.monotonic() - self._last
             if waited > self.timeout:
-                message = (f"rank {self.rank} of {self.size}: no training step finished for {waited:.0f} s "
+                message = (f"rank {self.rank} of {self.size}: {self._waiting_for} for {waited:.0f} s "
                            f"(--step-timeout {self.timeout:g}) after {self.steps} steps: a stalled network, or "
                            "a rank stuck or gone; ending the job")
-                log.error(message)
-                print(message, file=sys.stderr, flush=True)
+                if log.hasHandlers():
+                    log.error(message)
+                else:
+                    print(message, file=sys.stderr, flush=True)
                 logging.shutdown()
                 os._exit(1)

@@ -11,10 +11,11 @@ algorithm or settings, another model, or one without the format (a plain ``torch
 """
 import hashlib
 import os
-import tempfile
 from typing import Optional
 
 import torch
+
+from hvd_qsparse.files import atomic_write
 
 FORMAT = "hvd_qsparse-checkpoint"
 VERSION = 1
@@ -55,17 +56,8 @@ def save_checkpoint(path: str, model: torch.nn.Module, optimizer, extra: Optiona
     payload = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "extra": extra or {}}
     record = {"format": FORMAT, "version": VERSION, "rank": optimizer.comm.rank, "world_size": optimizer.comm.size,
               "algorithm": optimizer.algorithm, "checksum": tensor_digest(payload), **payload}
-    folder = os.path.dirname(os.path.abspath(path))
-    handle, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", dir=folder)
-    try:
-        with os.fdopen(handle, "wb") as out:
-            torch.save(record, out)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
+    with atomic_write(path, binary=True) as out:
+        torch.save(record, out)
 
 
 def load_checkpoint(path: str, model: torch.nn.Module, optimizer, map_location=None) -> dict:

@@ -8,6 +8,7 @@ the benchmark's peers) prints and writes at the end, and the per-step recorder b
 import json
 
 from hvd_qsparse.algorithms import algorithm_class, available_algorithms
+from hvd_qsparse.files import atomic_write
 from hvd_qsparse.optim import setting as optim_setting
 from hvd_qsparse.reporting.metrics import MetricsLog, StepRecorder
 from hvd_qsparse.workloads.models import accuracy
@@ -94,9 +95,9 @@ def write_outputs(args, summary) -> None:
     per rank and step); rank 0 calls it."""
     history = summary.pop("history")
     if args.json:
-        with open(args.json, "w") as fh:
+        with atomic_write(args.json) as fh:
             json.dump(summary, fh, indent=1)
     if args.bits_log:
-        with open(args.bits_log, "w") as fh:
+        with atomic_write(args.bits_log) as fh:
             for row in history:
                 fh.write(json.dumps(row) + "\n")

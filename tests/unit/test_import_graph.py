@@ -15,7 +15,7 @@ PACKAGE = REPO_ROOT / "hvd_qsparse"
 
 #: room → layer (higher imports lower); the package root's ``__init__``/``__version__`` re-export.
 LAYERS = {
-    "validation": 0, "discovery": 0, "ops": 0, "backend": 0,
+    "validation": 0, "discovery": 0, "files": 0, "ops": 0, "backend": 0,
     "compression": 1, "error_feedback": 2, "data": 2, "comm": 3, "optim": 4, "algorithms": 5,
     "workloads": 6, "reporting": 6, "jobs": 7, "cli": 8, "bench": 8,
 }
