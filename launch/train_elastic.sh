@@ -11,5 +11,6 @@ cd "$HVD_QSPARSE_ROOT"
 NP="${NP:-3}"
 mapfile -d "" -t job_env < <(gloo_job_env)
 run_job env -i "${job_env[@]}" horovodrun --gloo -np "$NP" --min-np "${MIN_NP:-$((NP - 1))}" --max-np "$NP" \
+  --elastic-timeout "${ELASTIC_TIMEOUT:-600}" \
   --host-discovery-script "$HVD_QSPARSE_ROOT/launch/discover_hosts.sh" --network-interfaces lo \
   python -m hvd_qsparse.jobs.train_elastic "$@"

@@ -84,7 +84,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                           if not given_flags(parser, [flag]) & typed}  # a flag typed as well wins
         argv = from_file + argv
     args = parser.parse_args(argv)
-    check_flags(parser, args, given_flags(parser, argv))
+    args.given = given_flags(parser, argv)
+    check_flags(parser, args, args.given)
     return args
 
 

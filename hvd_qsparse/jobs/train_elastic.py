@@ -6,7 +6,8 @@ trains the digits job of ``hvd_qsparse.jobs.train`` with ``--algorithm risgd`` i
 ``hvd.elastic.run``: the state (model, optimizer wrapper, sampler) is committed every
 ``--commit-every`` rounds; when a worker dies the survivors roll back to the last commit,
 re-map the chunks and finish. It also runs under plain ``mpirun`` (no elastic driver: a lost
-worker then ends the job). Every flag of ``hvd_qsparse.jobs.train`` applies, plus:
+worker then ends the job). Every flag of ``hvd_qsparse.jobs.train`` applies but those of
+``NOT_IN_ELASTIC`` (``--metrics``, ``--tensorboard``, ``--label``, ``--straggler-*``), plus:
 
   --eval-every N        log the test accuracy of the averaged model every N rounds
   --target-accuracy A   report the first round whose accuracy is >= A (needs --eval-every)
@@ -14,6 +15,7 @@ worker then ends the job). Every flag of ``hvd_qsparse.jobs.train`` applies, plu
 """
 import argparse
 import logging
+import os
 import sys
 import time
 
@@ -23,11 +25,16 @@ import torch
 from hvd_qsparse.algorithms import DistributedOptimizer
 from hvd_qsparse.algorithms.risgd_elastic import RiSGDElasticState
 from hvd_qsparse.jobs import train as job
+from hvd_qsparse.jobs.watchdog import StepWatchdog
 from hvd_qsparse.reporting.summary import format_table, run_summary, write_outputs
 from hvd_qsparse.workloads.data import load_digits_split
 from hvd_qsparse.workloads.models import accuracy, digits_mlp
 
 log = logging.getLogger("hvd_qsparse.jobs.train_elastic")
+
+#: the training job's flags this job has no use for (it writes no per-step rows and slows no
+#: rank down): refused when given, never ignored
+NOT_IN_ELASTIC = ("metrics", "tensorboard", "label", "straggler_rank", "straggler_sleep")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -44,6 +51,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     args = job.parse_args(["--algorithm", "risgd", *rest])
     if args.algorithm != "risgd":
         own.error(f"--algorithm must be risgd in the elastic job, got {args.algorithm!r}")
+    unused = [f"--{dest.replace('_', '-')}" for dest in NOT_IN_ELASTIC if dest in args.given]
+    if unused:
+        own.error(f"{', '.join(unused)}: not used by the elastic job (no per-step rows, no straggler); drop them")
     if mine.eval_every < 0:
         own.error(f"--eval-every must be an integer >= 0 (rounds; 0: no evaluation), got {mine.eval_every}")
     if mine.target_accuracy is not None and not (0 < mine.target_accuracy <= 1 and mine.eval_every > 0):
@@ -56,15 +66,19 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 @hvd.elastic.run
-def train_rounds(state: RiSGDElasticState, args, train_set, test_set, curve: list) -> None:
-    """Train from the state's position to the last epoch (or the target), committing as due."""
+def train_rounds(state: RiSGDElasticState, args, train_set, test_set, curve: list, watchdog: StepWatchdog) -> None:
+    """Train from the state's position to the last epoch (or the target), committing as due;
+    ``watchdog`` bounds each step, and a reset with its new rendezvous, to ``--step-timeout``."""
     model, opt, sampler = state.model, state.optimizer, state.sampler
+    watchdog.rank, watchdog.size = hvd.rank(), hvd.size()
+    watchdog.beat(steps=0)
     loss_fn = torch.nn.CrossEntropyLoss()
     while sampler.epoch < args.epochs:
         for batch in sampler:
             opt.zero_grad()
             loss_fn(model(train_set.x[batch]), train_set.y[batch]).backward()
             opt.step()
+            watchdog.beat()
             if opt.algorithm_state.at_round_end() and _evaluate(args, opt, model, test_set, curve):
                 state.commit()
                 return
@@ -105,13 +119,18 @@ def main(argv=None) -> int:
     torch.set_num_threads(1)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     train_set, test_set = load_digits_split(seed=args.seed)
-    model = digits_mlp(seed=args.seed)
+    model = digits_mlp(hidden=args.hidden, seed=args.seed)
     inner = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum)
     opt = DistributedOptimizer(inner, model.named_parameters(), algorithm="risgd", **args.options)
     state = RiSGDElasticState(model, opt, opt.make_sampler(train_set.y, args.batch_size))
     curve: list = []
     start = time.perf_counter()
-    train_rounds(state, args, train_set, test_set, curve)
+    gloo_timeout = float(os.environ.get("HOROVOD_GLOO_TIMEOUT_SECONDS", "30"))
+    if hvd.rank() == 0 and 0 < args.step_timeout <= gloo_timeout:
+        log.warning("--step-timeout %g is not above HOROVOD_GLOO_TIMEOUT_SECONDS (%g): a lost worker will end the job "
+                    "instead of being survived", args.step_timeout, gloo_timeout)
+    watchdog = StepWatchdog(args.step_timeout, hvd.rank(), hvd.size()).start()
+    train_rounds(state, args, train_set, test_set, curve, watchdog)
     opt.load_synchronized_model()
     summary = summarize(args, opt, model, test_set, state, curve, time.perf_counter() - start)
     if hvd.rank() == 0:
@@ -121,6 +140,9 @@ def main(argv=None) -> int:
               f"rounds_to_target={summary['rounds_to_target']} resets={summary['resets']} "
               f"memberships={summary['memberships']}", flush=True)
         write_outputs(args, summary)
+    watchdog.shutting_down()
+    hvd.shutdown()
+    watchdog.stop()
     return 0
 
 

@@ -39,9 +39,9 @@ class StepWatchdog:
             self._thread.start()
         return self
 
-    def beat(self) -> None:
-        """A training step has finished."""
-        self.steps += 1
+    def beat(self, steps: int = 1) -> None:
+        """``steps`` training steps have finished (0: progress of another kind, a restart)."""
+        self.steps += steps
         self._last = time.monotonic()
 
     def shutting_down(self) -> None:

@@ -4,6 +4,7 @@ A worker script asserts on every rank and exits non-zero on failure; the harness
 with the combined output when any rank fails, and kills the whole process group on timeout so
 no rank is left hanging.
 """
+import glob
 import os
 import shutil
 import signal
@@ -60,7 +61,52 @@ def run_command(cmd, expect_rc: int = 0, timeout: float = 240) -> str:
     return out
 
 
+def children(pid: int):
+    """Every descendant process of ``pid``."""
+    parents = {}
+    for stat in glob.glob("/proc/[0-9]*/stat"):
+        try:
+            fields = open(stat).read().rsplit(")", 1)[1].split()
+            parents[int(stat.split("/")[2])] = int(fields[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def alive(pids) -> set:
+    """The pids that are still running (not gone, not a zombie nobody has reaped)."""
+    found = set()
+    for pid in pids:
+        try:
+            state = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if state != "Z":
+            found.add(pid)
+    return found
+
+
 @pytest.fixture
 def ranks():
     """The ``run_ranks`` launcher as a fixture."""
     return run_ranks
+
+
+#: rows of the fault table: (case, expected, exit code, seconds, result), printed after the run
+FAULT_ROWS = []
+
+
+def record_fault(case: str, expected: str, rc, seconds: float, ok: bool) -> None:
+    """Add a row to the fault table that ends the test run's output."""
+    FAULT_ROWS.append((case, expected, rc, f"{seconds:.1f}", "ok" if ok else "FAILED"))
+
+
+def pytest_terminal_summary(terminalreporter):
+    if FAULT_ROWS:
+        terminalreporter.write_line("\nfault table\n| case | expected | exit code | seconds | result |\n|---|---|---|---|---|")
+        for row in FAULT_ROWS:
+            terminalreporter.write_line("| " + " | ".join(map(str, row)) + " |")

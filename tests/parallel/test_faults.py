@@ -1,6 +1,6 @@
 """Faults under every algorithm: when rank 1 raises or is killed mid-training, the others stop
 within a bounded time, the launcher exits non-zero and the output names the failing rank.
-Running this file prints the table ``case, expected, exit code, seconds, result``."""
+Each case adds a row to the fault table printed at the end of the run (``conftest.record_fault``)."""
 import subprocess
 import sys
 import time
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, WORKERS, launch_env, mpirun_command
+from conftest import ROOT, WORKERS, launch_env, mpirun_command, record_fault
 
 pytestmark = pytest.mark.timeout(200)
 
@@ -22,8 +22,6 @@ SETTINGS = {
     "qsparse-async": ["qsparse-async", "--local-steps", "4"],
     "risgd": ["risgd", "--local-steps", "4", "--redundancy", "2"],
 }
-ROWS = []
-
 
 def run_fault(setting: str, fault: str):
     algorithm, *flags = SETTINGS[setting]
@@ -40,18 +38,10 @@ def test_a_failing_rank_ends_the_job(setting, fault):
     rc, seconds, out = run_fault(setting, fault)
     named = ("rank 1 of 2 failed" in out) if fault == "raise" else ("signal 9" in out or "Killed" in out)
     ok = rc != 0 and seconds < BOUND and named and "rank 1: injecting" in out
-    ROWS.append((f"{setting}, rank 1 {fault}s at step 7", f"exit != 0 within {BOUND}s, rank named", rc,
-                 f"{seconds:.1f}", "ok" if ok else "FAILED"))
+    record_fault(f"{setting}, rank 1 {fault}s at step 7", f"exit != 0 within {BOUND}s, rank named", rc, seconds, ok)
     assert rc != 0, out[-3000:]
     assert seconds < BOUND, f"the job took {seconds:.0f}s to end"
     assert named, f"the output does not name the failing rank:\n{out[-3000:]}"
-
-
-def teardown_module():
-    if ROWS:
-        print("\n| case | expected | exit code | seconds | result |\n|---|---|---|---|---|")
-        for row in ROWS:
-            print("| " + " | ".join(map(str, row)) + " |")
 
 
 @pytest.mark.parametrize("progress", ["thread", "none"])
@@ -62,8 +52,8 @@ def test_an_uncaught_error_under_qsparse_async_crashes_no_rank(progress):
                           cwd=str(ROOT), timeout=BOUND + 60, start_new_session=True)
     seconds, out = time.monotonic() - start, proc.stdout
     ok = proc.returncode == 1 and "Segmentation fault" not in out and "holds NaN or Inf" in out
-    ROWS.append((f"qsparse-async ({progress}), rank 1 raises NaN error uncaught", "exit 1, no segfault",
-                 proc.returncode, f"{seconds:.1f}", "ok" if ok else "FAILED"))
+    record_fault(f"qsparse-async ({progress}), rank 1 raises NaN error uncaught", "exit 1, no segfault",
+                 proc.returncode, seconds, ok)
     assert "holds NaN or Inf" in out, out[-3000:]
     assert "Segmentation fault" not in out and "signal 11" not in out, out[-3000:]
     assert proc.returncode == 1 and seconds < BOUND, (proc.returncode, seconds)
@@ -82,8 +72,7 @@ def test_a_stalled_job_ends_with_a_timeout(launcher):
                           cwd=str(ROOT), timeout=BOUND + 60, start_new_session=True)
     seconds, out = time.monotonic() - start, proc.stdout
     named = "no training step finished for" in out and "--step-timeout 5" in out
-    ROWS.append((f"{launcher}: rank 1 stalls (a dead link)", "exit != 0 within 60 s, timeout message",
-                 proc.returncode, f"{seconds:.1f}", "ok" if proc.returncode != 0 and named and seconds < BOUND
-                 else "FAILED"))
+    record_fault(f"{launcher}: rank 1 stalls", "exit != 0 within 60 s, timeout message", proc.returncode, seconds,
+                 proc.returncode != 0 and named and seconds < BOUND)
     assert proc.returncode != 0 and named, out[-3000:]
     assert seconds < BOUND, f"the stalled job took {seconds:.0f}s to end"

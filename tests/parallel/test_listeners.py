@@ -1,6 +1,9 @@
-"""What a job exposes on the network: on one machine, ``launch/mpirun.sh`` ranks open no TCP
-listener (shared memory only); the launcher's own bootstrap listener is what remains (Open MPI
-4.1 binds it to every interface and has no option to bind it to one; the README says so)."""
+"""What a job exposes: on one machine the ranks of every launch script open no TCP listener
+(``launch/mpirun.sh`` and ``launch/train.sh`` talk through shared memory; the elastic job's Gloo
+pairs listen on the loopback), but for the one notification service Horovod's elastic worker
+binds to every interface, and no environment value shows on a process's command line. What
+remains is the launchers' own bootstrap listeners (Open MPI 4.1's and the Gloo rendezvous
+server's, bound to every interface with no option to bind them to one; the README says so)."""
 import glob
 import os
 import subprocess
@@ -8,25 +11,9 @@ import time
 
 import pytest
 
-from conftest import ROOT, launch_env
+from conftest import ROOT, children, launch_env
 
 pytestmark = pytest.mark.timeout(300)
-
-
-def children(pid: int):
-    """Every descendant process of ``pid``."""
-    parents = {}
-    for stat in glob.glob("/proc/[0-9]*/stat"):
-        try:
-            fields = open(stat).read().rsplit(")", 1)[1].split()
-            parents[int(stat.split("/")[2])] = int(fields[1])
-        except (OSError, IndexError, ValueError):
-            continue
-    found, frontier = set(), {pid}
-    while frontier:
-        frontier = {child for child, parent in parents.items() if parent in frontier} - found
-        found |= frontier
-    return found
 
 
 def listeners(pids):
@@ -50,24 +37,72 @@ def listeners(pids):
     return found
 
 
-def test_ranks_of_a_one_machine_job_open_no_listener():
-    env = dict(launch_env(), NP="2")
-    env.pop("HOSTS", None)
-    env.pop("HOSTFILE", None)
-    env.pop("MPI_ARGS", None)
-    proc = subprocess.Popen(["bash", "launch/mpirun.sh", "--epochs", "30", "--no-progress"], cwd=str(ROOT), env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    ranks, seen = set(), {}
-    deadline = time.monotonic() + 120
+#: launch script → (flags, NP, how a rank's command line reads)
+SCRIPTS = {
+    "launch/mpirun.sh": (["--epochs", "30", "--no-progress"], "2", "hvd_qsparse.jobs.train"),
+    "launch/train.sh": (["--epochs", "30", "--no-progress"], "2", "hvd_qsparse.jobs.train"),
+    "launch/train_elastic.sh": (["--epochs", "8"], "3", "hvd_qsparse.jobs.train_elastic"),
+}
+SECRET = "s3cr3t-7f0c2a9e-token"
+#: /proc/net/tcp{,6} addresses: every interface, and the loopback
+WILDCARD = {"00000000", "0" * 32}
+LOOPBACK = {"0100007F", "0" * 24 + "01000000"}
+
+
+def command_lines(pids) -> dict:
+    found = {}
+    for pid in pids:
+        try:
+            found[pid] = open(f"/proc/{pid}/cmdline").read().replace("\0", " ")
+        except OSError:
+            continue
+    return found
+
+
+def is_rank(line: str, marker: str) -> bool:
+    """A rank's command line: Python running the job (not a launcher whose arguments name it)."""
+    words = line.split()
+    return bool(words) and os.path.basename(words[0]).startswith("python") and marker in line \
+        and "horovodrun" not in line
+
+
+def watch_job(script: str):
+    """Run a launch script on one machine with a secret in its environment; return its exit code
+    and output, the ranks seen, every listening socket and every command line of its processes."""
+    flags, np, rank_marker = SCRIPTS[script]
+    env = dict(launch_env(), NP=np, EXAMPLE_API_TOKEN=SECRET)
+    for name in ("HOSTS", "HOSTFILE", "MPI_ARGS"):
+        env.pop(name, None)
+    proc = subprocess.Popen(["bash", script, *flags], cwd=str(ROOT), env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    ranks, seen, lines = set(), {}, {}
+    deadline = time.monotonic() + 150
     while proc.poll() is None and time.monotonic() < deadline:
         pids = children(proc.pid)
-        ranks |= {p for p in pids if "hvd_qsparse.jobs.train" in open(f"/proc/{p}/cmdline").read().replace("\0", " ")
-                  } if pids else set()
+        lines.update(command_lines(pids))
+        ranks |= {pid for pid, line in lines.items() if pid in pids and is_rank(line, rank_marker)}
         for pid, sockets in listeners(pids).items():
             seen.setdefault(pid, set()).update(sockets)
         time.sleep(0.5)
-    out, _ = proc.communicate(timeout=120)
-    assert proc.returncode == 0, out[-3000:]
-    assert len(ranks) >= 2, f"never saw the ranks: {ranks}"
+    out, _ = proc.communicate(timeout=150)
+    return proc.returncode, out, ranks, seen, lines
+
+
+@pytest.mark.parametrize("script", list(SCRIPTS))
+def test_a_one_machine_job_exposes_no_rank_listener_and_no_secret(script):
+    rc, out, ranks, seen, lines = watch_job(script)
+    assert rc == 0, out[-3000:]
+    assert len(ranks) >= int(SCRIPTS[script][1]) - 1, f"never saw the ranks: {ranks}"
     rank_listeners = {pid: sockets for pid, sockets in seen.items() if pid in ranks}
-    assert not rank_listeners, f"ranks listen on {rank_listeners}"
+    if script == "launch/train_elastic.sh":
+        # Horovod's elastic worker runs a notification service (host changes from the driver)
+        # that it binds to every interface, with no option: one per rank, all else loopback.
+        wildcard = {pid: [s for s in sockets if s[0] in WILDCARD] for pid, sockets in rank_listeners.items()}
+        assert all(len(found) <= 1 for found in wildcard.values()), f"ranks listen on {rank_listeners}"
+        others = {pid: [s for s in sockets if s[0] not in WILDCARD | LOOPBACK] for pid, sockets in
+                  rank_listeners.items()}
+        assert not any(others.values()), f"ranks listen on {others}"
+    else:
+        assert not rank_listeners, f"ranks listen on {rank_listeners}"
+    leaking = {pid: line[:200] for pid, line in lines.items() if SECRET in line}
+    assert not leaking, f"an environment value shows on command lines: {leaking}"

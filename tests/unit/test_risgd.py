@@ -92,6 +92,8 @@ def test_flags_reach_the_optimizer():
     (["--eval-every", "-1"], "--eval-every"), (["--target-accuracy", "0.9"], "needs --eval-every"),
     (["--eval-every", "2", "--target-accuracy", "1.5"], "--target-accuracy"),
     (["--stop-at-target"], "needs --target-accuracy"), (["--algorithm", "qsparse"], "must be risgd"),
+    (["--metrics", "m.csv"], "--metrics: not used by the elastic job"),
+    (["--straggler-rank", "1", "--label", "x"], "--label, --straggler-rank: not used"),
 ])
 def test_elastic_job_bad_flags(capsys, flags, needle):
     with pytest.raises(SystemExit) as exit_info:
