@@ -7,7 +7,8 @@
 #   bash launch/convex.sh --algorithm gdsec --xi 1.5 --beta 1
 #   bash launch/convex.sh --grid --dataset breast_cancer --xi-grid 1,3
 # Environment: NP ranks (default 2); HOSTS="node1:2,node2:2" or HOSTFILE=path (horovodrun's
-# -H / -hostfile); MPI_ARGS for mpirun (default: oversubscribe, no binding).
+# -H / -hostfile); MPI_ARGS for mpirun (default: oversubscribe, no binding, and on one machine
+# no TCP, UCX or OFI transport). horovodrun runs in a session of its own (run_job, launch/env.sh).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$HVD_QSPARSE_ROOT"

@@ -4,7 +4,10 @@
 # after losing workers. Flags go to `python -m hvd_qsparse.jobs.train_elastic`, e.g.
 #   bash launch/train_elastic.sh --compressor none --redundancy 2 --local-steps 4 --non-iid
 # `--network-interfaces lo` keeps Gloo and the driver on the loopback (without it the launcher
-# hung here); HOROVOD_GLOO_TIMEOUT_SECONDS bounds how long survivors wait for a dead peer.
+# hung here); HOROVOD_GLOO_TIMEOUT_SECONDS bounds how long survivors wait for a dead peer and
+# ELASTIC_TIMEOUT (default 600 s) how long the driver waits for workers after a reset. The
+# launcher starts with only the environment gloo_job_env lets through (see launch/env.sh) and
+# runs in a session of its own that a SIGINT/SIGTERM to this script ends (run_job).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$HVD_QSPARSE_ROOT"
