@@ -26,7 +26,7 @@ def make_recorder(args, comm, opt, model, test_set, steps_per_epoch):
         return None
     log = None
     if comm.rank() == 0:
-        meta = {k: v for k, v in vars(args).items() if k != "options"}
+        meta = {k: v for k, v in vars(args).items() if k not in ("options", "given")}
         meta["label"] = args.label or f"{args.algorithm} {run_setting(args)}"
         log = MetricsLog(args.metrics, args.tensorboard, meta=meta)
     return StepRecorder(opt, log, lambda: accuracy(model, test_set.x, test_set.y), comm.allgather_object,

@@ -7,10 +7,10 @@ from hvd_qsparse.jobs import train as job
 real_train = job.train
 
 
-def train_failing_on_rank_1(args, hvd_module):
+def train_failing_on_rank_1(args, hvd_module, watchdog):
     if hvd_module.rank() == 1:
         raise RuntimeError("rank 1 fails on purpose")
-    return real_train(args, hvd_module)
+    return real_train(args, hvd_module, watchdog)
 
 
 if __name__ == "__main__":
