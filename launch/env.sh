@@ -11,12 +11,13 @@ export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
 # gets SIGINT, SIGTERM or SIGHUP; returns the launcher's exit code. horovodrun execs
 # `/bin/sh -c mpirun ...`, a shell that does not pass on a signal sent to it alone, so without
 # this a Ctrl-C sent to the launcher's pid left the ranks training. A job started in the
-# background ignores SIGINT, so the session gets SIGTERM (every rank ends; rows already in
+# background ignores SIGINT, so every process of the session (mpirun puts each rank in a
+# process group of its own, so the session, not a group) gets SIGTERM (every rank ends; rows already in
 # --metrics stay on disk), and this returns once no process of the session is left.
 run_job() {
   setsid "$@" &
   local pid=$! rc=0
-  trap "kill -TERM -- -$pid 2>/dev/null || true" INT TERM HUP
+  trap "pkill -TERM -s $pid || true" INT TERM HUP
   while :; do
     wait "$pid" && rc=0 || rc=$?
     kill -0 "$pid" 2>/dev/null || break
@@ -26,7 +27,7 @@ run_job() {
   # process of the session (up to 30 s, zombies aside), then kill what is left.
   local tries=0
   while ps -o stat= --sid "$pid" 2>/dev/null | grep -qv '^Z' && ((tries++ < 150)); do sleep 0.2; done
-  kill -KILL -- "-$pid" 2>/dev/null || true
+  pkill -KILL -s "$pid" || true
   return "$rc"
 }
 

@@ -198,9 +198,7 @@ def main(argv=None) -> int:
               f"agreement flags per rank={summary['control_bits_per_rank']}", flush=True)
         write_outputs(args, summary)
     # Shut down here, under the watchdog, not at interpreter exit where it could hang unseen.
-    watchdog.shutting_down()
-    hvd.shutdown()
-    watchdog.stop()
+    watchdog.finish(hvd.shutdown)
     return 0
 
 

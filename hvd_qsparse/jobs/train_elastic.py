@@ -140,9 +140,7 @@ def main(argv=None) -> int:
               f"rounds_to_target={summary['rounds_to_target']} resets={summary['resets']} "
               f"memberships={summary['memberships']}", flush=True)
         write_outputs(args, summary)
-    watchdog.shutting_down()
-    hvd.shutdown()
-    watchdog.stop()
+    watchdog.finish(hvd.shutdown)
     return 0
 
 

@@ -14,6 +14,7 @@ import os
 import sys
 import threading
 import time
+from typing import Callable
 
 log = logging.getLogger("hvd_qsparse.jobs.watchdog")
 
@@ -49,6 +50,12 @@ class StepWatchdog:
         shutdown (Horovod's and MPI's finalize), which needs the network too."""
         self._waiting_for = "the outputs are written, but shutting down (MPI/Gloo finalize) has not finished"
         self._last = time.monotonic()
+
+    def finish(self, shutdown: Callable[[], None]) -> None:
+        """Run ``shutdown`` (``hvd.shutdown``) under the clock, then stop watching."""
+        self.shutting_down()
+        shutdown()
+        self.stop()
 
     def stop(self) -> None:
         self._stop.set()
