@@ -27,7 +27,7 @@ from hvd_qsparse.algorithms.qsparse_state import EXCHANGES, QsparseState
 from hvd_qsparse.algorithms.registry import register_algorithm
 from hvd_qsparse.comm import make_exchange, registry
 from hvd_qsparse.compression import Compressor, NoneCompressor, create
-from hvd_qsparse.optim import (GradientBuckets, LocalReport, Verdict, WrappedOptimizer, read_grad, sparse_grads,
+from hvd_qsparse.optim import (FUSIONS, Fusion, GradientBuckets, LocalReport, Verdict, WrappedOptimizer, read_grad, sparse_grads,
                                write_grad)
 from hvd_qsparse.optim.agreement import finish_agreement, start_agreement
 
@@ -48,18 +48,22 @@ class QsparseLocalSGD(WrappedOptimizer):
         ratio, levels: the compressor's parameters when given by name.
         local_steps: H. warmup_steps: dense steps first. seed: base seed.
         exchange: ``auto``, ``allgather`` or ``allreduce``.
-        bucket_cap_numel: entries per backward-hook bucket (H = 1 and warm-up).
+        bucket_cap_numel: entries per backward-hook bucket (H = 1 and warm-up) and per fused
+            bucket of a model-averaging round.
+        fusion: ``bucket`` compresses each bucket as one vector (top-k over the bucket),
+            ``tensor`` every tensor alone (``optim.fusion``).
         options: Horovod's keywords (``optim.HorovodOptions``).
     """
 
     def __init__(self, optimizer, named_parameters=None, compressor="topk", ratio: Optional[float] = None,
                  levels: Optional[int] = None, local_steps: int = 1, warmup_steps: int = 0, seed: int = 0,
-                 exchange: str = "auto", bucket_cap_numel: int = 1 << 22, options=None):
+                 exchange: str = "auto", bucket_cap_numel: int = 1 << 22, fusion: str = "bucket", options=None):
         super().__init__(optimizer, named_parameters, options)
         if not isinstance(compressor, Compressor):
             compressor = create(compressor, ratio=ratio, levels=levels)
-        self._hyperparameters = (compressor, local_steps, warmup_steps, seed, exchange)
+        self._hyperparameters = (compressor, local_steps, warmup_steps, seed, exchange, fusion)
         self.algorithm_state = self._new_algorithm_state()
+        self.fusion = Fusion(self.local_sgd_state.fusion, bucket_cap_numel)
         predivide = self.options.gradient_predivide_factor
         self.exchange = make_exchange(exchange, compressor, self.comm,
                                       **exchange_options(exchange, compressor, predivide))
@@ -119,7 +123,7 @@ class QsparseLocalSGD(WrappedOptimizer):
         mine = LocalReport()  # this bucket's finding rides in its buffer
         if state.is_warmup(step):  # dense fp32, NaN/Inf carried through the sum as in Horovod
             batch = self.pipeline.compress(grads, self.dense_exchange.compressor, None, seed=state.seed, step=step,
-                                           report=mine)
+                                           report=mine, fusion=self.fusion)
             round_ = self.pipeline.start(self.dense_exchange, batch, f"qsparse.dense.b{index}", step, flag=mine.code)
         else:
             batch = self._compress_all(grads, step, mine)
@@ -212,7 +216,8 @@ class QsparseLocalSGD(WrappedOptimizer):
     def _compress_all(self, named_values, step: int, report: LocalReport):
         state = self.local_sgd_state
         return self.pipeline.compress(named_values, state.compressor, state.error_feedback, seed=state.seed,
-                                      step=step, report=report, index=lambda i, name: self._index[name])
+                                      step=step, report=report, index=lambda i, name: self._index[name],
+                                      fusion=self.fusion)
 
     def _reset_x_hat(self) -> None:
         self.local_sgd_state.x_hat = {n: p.detach().float().clone() for n, p in self.named_params}
@@ -236,12 +241,15 @@ class QsparseLocalSGD(WrappedOptimizer):
     def add_arguments(cls, group) -> None:
         group.add_argument("--exchange", default="auto", choices=EXCHANGES,
                            help="auto: allreduce for summable compressors, allgather otherwise")
+        group.add_argument("--fusion", default="bucket", choices=FUSIONS,
+                           help="bucket: consecutive tensors compressed as one vector (top-k over the bucket); "
+                                "tensor: every tensor alone")
 
     @classmethod
     def options_from_args(cls, args) -> dict:
         return {"compressor": args.compressor, "ratio": args.ratio, "levels": args.levels,
                 "local_steps": args.local_steps, "warmup_steps": args.warmup_steps, "seed": args.seed,
-                "exchange": args.exchange}
+                "exchange": args.exchange, "fusion": args.fusion}
 
     def broadcast_state(self, root_rank: int = 0) -> None:
         """Broadcast parameters and optimizer state (at the start of training); x̂ is then taken

@@ -39,7 +39,8 @@ class QsparseAsyncState(QsparseState):
     def __init__(self, compressor: Compressor, rank: int, local_steps: int = 4, warmup_steps: int = 0,
                  seed: int = 0, host_rank: int = 0, progress: str = "thread",
                  step_budget: Optional[int] = None):
-        super().__init__(compressor, local_steps, warmup_steps, seed)
+        # every tensor alone: the window layout places and reads each tensor by its own offset
+        super().__init__(compressor, local_steps, warmup_steps, seed, fusion="tensor")
         # --- hyperparameters of the asynchronous variant --------------------------------------
         self.rank = rank
         self.host_rank = check_int("host_rank", host_rank, 0, "the rank holding the window")

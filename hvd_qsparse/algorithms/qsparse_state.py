@@ -6,6 +6,7 @@ import torch
 from hvd_qsparse.comm import BitCounter
 from hvd_qsparse.compression import Compressor
 from hvd_qsparse.error_feedback import ErrorFeedback
+from hvd_qsparse.optim.fusion import FUSIONS
 from hvd_qsparse.validation import check_choice, check_int
 
 #: ``--exchange``: ``auto`` resolves by the compressor (``comm.registry.resolve``)
@@ -22,16 +23,19 @@ class QsparseState:
         seed: base of the per-(step, tensor) seeds (rand-k indices, QSGD rounding).
         exchange: ``auto`` (allreduce for summable compressors, allgather otherwise),
             ``allgather`` or ``allreduce``.
+        fusion: ``bucket`` (consecutive tensors compressed as one vector, ``optim.fusion``) or
+            ``tensor`` (every tensor alone).
     """
 
     def __init__(self, compressor: Compressor, local_steps: int = 1, warmup_steps: int = 0,
-                 seed: int = 0, exchange: str = "auto"):
+                 seed: int = 0, exchange: str = "auto", fusion: str = "bucket"):
         # --- hyperparameters --------------------------------------------------------------
         self.compressor = compressor
         self.local_steps = check_int("local_steps", local_steps, 1, "H, steps between synchronizations")
         self.warmup_steps = check_int("warmup_steps", warmup_steps, 0, "dense steps before compression")
         self.seed = check_int("seed", seed, 0, "base random seed")
         self.exchange = check_choice("exchange", exchange, EXCHANGES)
+        self.fusion = check_choice("fusion", fusion, FUSIONS)
         # --- the last synchronized model x̂, identical on every rank -----------------------
         self.x_hat: Dict[str, torch.Tensor] = {}
         # --- this rank's error-feedback memory m^(r) ------------------------------------------
@@ -52,7 +56,7 @@ class QsparseState:
         return not self.averages_gradients(step) and (step + 1) % self.local_steps == 0
 
     def state_dict(self) -> dict:
-        return {"step": self.step, "seed": self.seed, "local_steps": self.local_steps,
+        return {"step": self.step, "seed": self.seed, "local_steps": self.local_steps, "fusion": self.fusion,
                 "warmup_steps": self.warmup_steps, "compressor": self.compressor.name,
                 "compressor_params": self.compressor.params(),
                 "x_hat": {n: t.detach().clone() for n, t in self.x_hat.items()},
@@ -62,13 +66,14 @@ class QsparseState:
         """Restore a checkpoint written with the same compressor (and parameters), H and warm-up.
 
         Raises:
-            ValueError: the checkpoint's compressor, its parameters, H or warm-up differ.
+            ValueError: the checkpoint's compressor, its parameters, H, warm-up or fusion differ
+                (the memories are keyed by fused bucket or by tensor).
         """
         if state["compressor"] != self.compressor.name:
             raise ValueError(f"checkpoint was written with compressor {state['compressor']!r}, "
                              f"this optimizer uses {self.compressor.name!r}")
         mine = {"compressor_params": self.compressor.params(), "local_steps": self.local_steps,
-                "warmup_steps": self.warmup_steps}
+                "warmup_steps": self.warmup_steps, "fusion": self.fusion}
         for key, value in mine.items():
             if key in state and state[key] != value:
                 raise ValueError(f"checkpoint was written with {key}={state[key]!r}, this optimizer has "

@@ -47,18 +47,18 @@ class RISGD(QsparseLocalSGD):
         num_chunks: p; None takes the number of workers when the sampler is made.
         non_iid: label-sorted chunks (each worker sees few classes; where redundancy helps).
         commit_every: sync rounds between elastic commits.
-        warmup_steps, seed, exchange, bucket_cap_numel: as for ``QsparseLocalSGD``.
+        warmup_steps, seed, exchange, bucket_cap_numel, fusion: as for ``QsparseLocalSGD``.
     """
 
     def __init__(self, optimizer, named_parameters=None, compressor="none", ratio: Optional[float] = None,
                  levels: Optional[int] = None, local_steps: int = 4, redundancy: int = 1,
                  num_chunks: Optional[int] = None, non_iid: bool = False, commit_every: int = 1,
                  warmup_steps: int = 0, seed: int = 0, exchange: str = "auto", bucket_cap_numel: int = 1 << 22,
-                 options=None):
+                 fusion: str = "bucket", options=None):
         self._placement = (redundancy, num_chunks, non_iid, commit_every)
         super().__init__(optimizer, named_parameters, compressor=compressor, ratio=ratio, levels=levels,
                          local_steps=local_steps, warmup_steps=warmup_steps, seed=seed, exchange=exchange,
-                         bucket_cap_numel=bucket_cap_numel, options=options)
+                         bucket_cap_numel=bucket_cap_numel, fusion=fusion, options=options)
 
     def _new_algorithm_state(self) -> RiSGDState:
         return RiSGDState(super()._new_algorithm_state(), *self._placement)

@@ -66,12 +66,17 @@ def _unpack_small(data: torch.Tensor, count: int, width: int) -> torch.Tensor:
     return values.reshape(-1)[:count]
 
 
-def pack_bits(values: torch.Tensor, width: int) -> torch.Tensor:
-    """Pack non-negative integers below ``2**width`` into a ``uint8`` tensor (format above)."""
+def pack_bits(values: torch.Tensor, width: int, check: bool = True) -> torch.Tensor:
+    """Pack non-negative integers below ``2**width`` into a ``uint8`` tensor (format above).
+
+    ``check=False`` skips the range check: the encoders' codes are in range by construction,
+    and the check reads the minimum and maximum back to the host (a synchronisation per call on
+    a GPU). Out-of-range values then corrupt only their own payload.
+    """
     if not 1 <= width <= 63:
         raise ValueError(f"width must be in [1, 63], got {width}")
     values = values.reshape(-1).to(torch.int64)
-    if values.numel() and (int(values.min()) < 0 or int(values.max()) >> width):
+    if check and values.numel() and (int(values.min()) < 0 or int(values.max()) >> width):
         raise ValueError(f"pack_bits: values must lie in [0, 2**{width}), got [{int(values.min())}, "
                          f"{int(values.max())}]")
     return _pack_planes(values, width)

@@ -36,19 +36,21 @@ def make_generator(seed: int, device: torch.device) -> torch.Generator:
 
 
 def exact_topk_indices(x: torch.Tensor, k: int) -> torch.Tensor:
-    """Indices of the ``k`` entries of largest ``|x|``, ascending.
+    """Indices of the ``k`` entries of largest ``|x|`` (compared in float32), ascending.
 
     Ties at the k-th magnitude are resolved towards the lowest indices, so the selected set is
-    a function of ``x`` alone (``torch.topk`` leaves tie order unspecified).
+    a function of ``x`` alone (``torch.topk`` leaves tie order unspecified). Why int64 keys: the
+    bits of a non-negative float32 order like the float, so ``bits << 32 | (d - 1 - i)`` is a key
+    that is unique per entry and larger for a lower index among equal magnitudes; one top-k over
+    the keys picks exactly the set, with no data-dependent sizes (``nonzero``), hence no host
+    synchronisation on a GPU.
     """
     d = x.numel()
     if k >= d:
         return torch.arange(d, device=x.device)
-    mag = x.abs()
-    threshold = torch.topk(mag, k, sorted=False).values.min()
-    above = torch.nonzero(mag > threshold).reshape(-1)
-    ties = torch.nonzero(mag == threshold).reshape(-1)[: k - above.numel()]
-    return torch.cat([above, ties]).sort().values
+    bits = x.detach().reshape(-1).float().abs().view(torch.int32).to(torch.int64)
+    keys = (bits << 32) | torch.arange(d - 1, -1, -1, device=x.device, dtype=torch.int64)
+    return torch.topk(keys, k, sorted=False).indices.sort().values
 
 
 class TorchOps:
@@ -110,17 +112,17 @@ class TorchOps:
         x = x.float()
         norm64 = torch.linalg.vector_norm(x, dtype=torch.float64)
         norm = norm64.clamp(max=FLOAT32_MAX).float().reshape(1)
-        if norm64.item() == 0.0:
-            level = torch.zeros_like(x, dtype=torch.int64)
-        else:
-            scaled = x.abs().double() * (levels / norm64)
-            lower = scaled.floor()
-            rand = self._uniform(x.numel(), seed, x.device)
-            level = (lower + (rand < scaled - lower).double()).clamp_(0, levels).to(torch.int64)
+        # A zero norm divides by one instead (every level is then 0): no branch on the value,
+        # so no host synchronisation.
+        safe_norm = torch.where(norm64 > 0, norm64, torch.ones_like(norm64))
+        scaled = x.abs().double() * (levels / safe_norm)
+        lower = scaled.floor()
+        rand = self._uniform(x.numel(), seed, x.device)
+        level = (lower + (rand < scaled - lower).double()).clamp_(0, levels).to(torch.int64)
         negative = x < 0
         code = (level << 1) | negative.to(torch.int64)
         values = level.float() * (1.0 - 2.0 * negative.float()) * (norm.float() / levels)
-        return norm, pack_bits(code, 1 + ceil_log2(levels + 1)), values
+        return norm, pack_bits(code, 1 + ceil_log2(levels + 1), check=False), values
 
     def qsgd_decode(self, norm: torch.Tensor, packed: torch.Tensor, count: int, levels: int) -> torch.Tensor:
         """Inverse of ``qsgd_encode``: ``norm * sign * level / s`` as fp32."""
@@ -136,7 +138,7 @@ class TorchOps:
         x = x.float()
         scale = (x.abs().sum(dtype=torch.float64) / max(1, x.numel())).float().reshape(1)
         negative = (x < 0).to(torch.int64)
-        return scale, pack_bits(negative, 1), (1.0 - 2.0 * negative.float()) * scale.float()
+        return scale, pack_bits(negative, 1, check=False), (1.0 - 2.0 * negative.float()) * scale.float()
 
     def sign_decode(self, scale: torch.Tensor, packed: torch.Tensor, count: int) -> torch.Tensor:
         """Inverse of ``sign_encode``: ``scale * (+1 | -1)``."""

@@ -25,10 +25,13 @@ from hvd_qsparse.compression.base import all_finite
 from hvd_qsparse.error_feedback import ErrorFeedback
 from hvd_qsparse.ops import Selection, derive_seed
 from hvd_qsparse.optim.agreement import LocalReport
+from hvd_qsparse.optim.fusion import Fusion, Group
 from hvd_qsparse.optim.timing import StepTimer
 
 #: a compressor, or ``(name, value) -> Compressor`` when it depends on the tensor (GD-SEC's thresholds)
 CompressorFor = Union[Compressor, Callable[[str, torch.Tensor], Compressor]]
+#: every tensor compressed alone
+UNFUSED = Fusion("tensor")
 
 
 @dataclass
@@ -36,12 +39,14 @@ class Batch:
     """One exchange's worth of compressed tensors on this rank."""
 
     messages: List[Message] = field(default_factory=list)
+    groups: List[Group] = field(default_factory=list)  # the tensors each message stands for
     analytic_bits: int = 0  # docs/algorithms.md's figure for these payloads
     numel: int = 0          # entries, d, for the dense fp32 baseline
 
     @property
     def selections(self) -> List[Selection]:
-        """What each payload stands for (this rank's contribution, never decoded)."""
+        """What each payload stands for (this rank's contribution, never decoded), one per
+        message: per fused group, not per tensor, when the batch was fused."""
         return [m.selection for m in self.messages]
 
 
@@ -70,26 +75,35 @@ class StepPipeline:
 
     def compress(self, named_values: Sequence[Tuple[str, torch.Tensor]], compressor: CompressorFor,
                  memory: Optional[ErrorFeedback], *, seed: int, step: int, report: LocalReport,
-                 index: Callable[[int, str], int] = lambda i, name: i) -> Batch:
+                 index: Callable[[int, str], int] = lambda i, name: i, fusion: Optional[Fusion] = None) -> Batch:
         """Every ``(name, value)`` through ``memory`` (None: no error feedback; the values go as
         they are, NaN included, as Horovod's allreduce carries them), marking ``index(i, name)``
-        in ``report`` for a non-finite value either way, so every rank refuses or skips the step."""
+        in ``report`` for a non-finite value either way, so every rank refuses or skips the step.
+
+        With ``fusion``, consecutive tensors go as one flat vector per group (``optim.fusion``):
+        one compression, one finiteness check (the one host synchronisation of a group), and
+        ``finish`` cuts the sums back into the tensors.
+        """
         batch = Batch()
+        groups = (fusion or UNFUSED).groups(named_values)
         with self.timer.phase("compress"):
-            for i, (name, value) in enumerate(named_values):
-                codec = compressor if isinstance(compressor, Compressor) else compressor(name, value)
-                tensor_seed = derive_seed(seed, step, name)
+            for group in groups:
+                values = [named_values[i][1] for i in group.positions]
+                value = group.join(values)
+                codec = compressor if isinstance(compressor, Compressor) else compressor(group.name, value)
+                tensor_seed = derive_seed(seed, step, group.name)
                 if memory is None:
                     payload, ctx, selection = codec.compress_selected(value, tensor_seed, self.comm.rank,
                                                                       check_finite=False)
-                    if not all_finite(value):
-                        report.mark_bad(index(i, name))
+                    finite = all_finite(value)
                 else:
                     payload, ctx, selection, finite = memory.compress_finite(
-                        name, value, codec, seed=tensor_seed, stream=self.comm.rank)
-                    if not finite:
-                        report.mark_bad(index(i, name))
+                        group.name, value, codec, seed=tensor_seed, stream=self.comm.rank)
+                if not finite:  # which tensor: only on this path, so the check costs nothing otherwise
+                    bad = next((i for i, v in zip(group.positions, values) if not all_finite(v)), group.positions[0])
+                    report.mark_bad(index(bad, named_values[bad][0]))
                 batch.messages.append(Message(payload, ctx, selection))
+                batch.groups.append(group)
                 batch.analytic_bits += codec.analytic_bits_of(selection, value.numel())
                 batch.numel += value.numel()
         return batch
@@ -101,11 +115,12 @@ class StepPipeline:
             return Round(exchange.start(batch.messages, name=name, flag=flag), batch, step)
 
     def finish(self, round_: Round) -> List[torch.Tensor]:
-        """Wait for ``round_`` and record its bits; the sums over ranks, one per message."""
+        """Wait for ``round_`` and record its bits; the sums over ranks, one per tensor (a fused
+        message's sum cut back into its tensors)."""
         with self.timer.phase("communicate"):
             totals = round_.pending.wait()
         self.record(round_)
-        return totals
+        return [piece for group, total in zip(round_.batch.groups, totals) for piece in group.split(total)]
 
     def record(self, round_: Round) -> None:
         """Record the bits of a finished round in the algorithm's counter."""
@@ -117,7 +132,8 @@ class StepPipeline:
         bits.record_control(round_.step, 8 * pending.control_bytes)
 
     def run(self, exchange: Exchange, batch: Batch, name: str, step: int, flag: Optional[int] = None) -> Round:
-        """``start`` then wait; the finished round (its ``pending`` holds flags and results)."""
+        """``start`` then wait; the finished round (its ``pending`` holds flags and results, its
+        ``totals`` the sums, one per tensor)."""
         round_ = self.start(exchange, batch, name, step, flag)
         round_.totals = self.finish(round_)
         return round_

@@ -31,7 +31,10 @@ def main(compressor, local_steps, warmup):
     opt.broadcast_state()
     for name in COLLECTIVES:
         setattr(hvd, name, spy(name, getattr(hvd, name)))
-    expected_bytes = sum(opt.local_sgd_state.compressor.payload_nbytes(p.numel()) for p in model.parameters())
+    # one payload per fused bucket (the model is smaller than a bucket: one payload in all)
+    groups = opt.fusion.groups(opt.named_params)
+    assert len(groups) == 1, groups
+    expected_bytes = sum(opt.local_sgd_state.compressor.payload_nbytes(g.numel) for g in groups)
     loss_fn = torch.nn.CrossEntropyLoss()
     for step in range(10):
         CALLS.clear()
