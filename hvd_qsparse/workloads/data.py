@@ -15,6 +15,10 @@ class Split:
     def __len__(self) -> int:
         return len(self.y)
 
+    def to(self, device) -> "Split":
+        """A new Split with both tensors on ``device`` (this one is left as it is)."""
+        return Split(self.x.to(device), self.y.to(device))
+
 
 def load_digits_split(test_fraction: float = 0.2, seed: int = 0):
     """scikit-learn's 8×8 digits (1797 images, 10 classes), standardized, split train/test.
