@@ -32,7 +32,7 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 }
 
-DEPS="numpy mpi4py>=4 scikit-learn tqdm matplotlib tensorboard pytest pytest-timeout cloudpickle psutil pyyaml packaging cffi"
+DEPS="numpy mpi4py>=4 scikit-learn mlxtend tqdm matplotlib tensorboard pytest pytest-timeout cloudpickle psutil pyyaml packaging cffi"
 
 make_venv() {
   [ -x "$PY" ] || { log "creating $VENV"; python3 -m venv "$VENV"; }

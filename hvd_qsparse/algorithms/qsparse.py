@@ -211,6 +211,7 @@ class QsparseLocalSGD(WrappedOptimizer):
             for (name, param), total in zip(self.named_params, round_.totals):
                 x_hat[name].sub_(total.view_as(param).mul_(factor))
                 param.copy_(x_hat[name])
+        self.buffers.average(step, self.bits)
 
     # --- compression ------------------------------------------------------------------------
     def _compress_all(self, named_values, step: int, report: LocalReport):

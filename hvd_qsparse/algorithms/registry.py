@@ -59,14 +59,16 @@ def compressor_from_compression(compression):
 def DistributedOptimizer(optimizer, named_parameters=None, compression=None,  # noqa: N802
                          backward_passes_per_step: int = 1, op="average", gradient_predivide_factor: float = 1.0,
                          num_groups: int = 0, groups=None, sparse_as_dense: bool = False, process_set=None,
-                         *, algorithm: str = "qsparse", **options):
+                         *, algorithm: str = "qsparse", named_buffers=None, **options):
     """Wrap ``optimizer`` for communication-efficient data-parallel training.
 
     A drop-in for Horovod's ``hvd.DistributedOptimizer``, with its signature and meanings
     (``optim.options`` says what each keyword does here). ``compression`` takes Horovod's
     ``hvd.Compression.none``/``.fp16``, a compressor name or instance (the same as ``compressor=``;
     give one of the two). ``options`` go to the algorithm (for ``qsparse``: ``compressor``,
-    ``ratio``, ``levels``, ``local_steps``, ``warmup_steps``, ``seed``, ``exchange``).
+    ``ratio``, ``levels``, ``local_steps``, ``warmup_steps``, ``seed``, ``exchange``, ``fusion``).
+    ``named_buffers=model.named_buffers()`` keeps BatchNorm's statistics equal on every rank
+    (``WrappedOptimizer.track_buffers``); without it they stay per rank, as with Horovod's.
 
     Raises:
         ValueError: an unknown algorithm (the message lists the accepted ones), a keyword that
@@ -92,4 +94,7 @@ def DistributedOptimizer(optimizer, named_parameters=None, compression=None,  # 
         elif compressor != "none":
             raise ValueError(f"compression={compression!r} does not apply to algorithm {algorithm!r}: it sends "
                              "its own payloads; leave compression at hvd.Compression.none")
-    return cls(optimizer, named_parameters=named_parameters, options=hvd_options, **options)
+    opt = cls(optimizer, named_parameters=named_parameters, options=hvd_options, **options)
+    if named_buffers is not None:
+        opt.track_buffers(named_buffers)
+    return opt

@@ -1,8 +1,10 @@
 """The training job: ``horovodrun -np 2 python -m hvd_qsparse.jobs.train [flags]``.
 
-Trains a small network on scikit-learn's digits with the chosen algorithm and compressor, and
-ends with a table: test accuracy, bits sent per rank, the ratio to dense fp32 allreduce, wall
-time. ``--json PATH`` also writes the summary for scripts and tests.
+Trains a model (``--model``: an MLP on scikit-learn's digits, a ResNet-style CNN on real MNIST
+images, a character-level transformer on the standard library's sources) with the chosen
+algorithm and compressor, and ends with a table: test accuracy (the transformer: validation
+loss), bits sent per rank, the ratio to dense fp32 allreduce, wall time. ``--json PATH`` also
+writes the summary for scripts and tests.
 """
 import argparse
 import functools
@@ -21,8 +23,11 @@ from hvd_qsparse.jobs.flags import (check_algorithm_flags, check_compressor_flag
 from hvd_qsparse.jobs.watchdog import StepWatchdog
 from hvd_qsparse.reporting.metrics import check_path
 from hvd_qsparse.reporting.summary import format_table, make_recorder, run_setting, run_summary, write_outputs
-from hvd_qsparse.workloads.data import load_digits_split, shard_batches
-from hvd_qsparse.workloads.models import digits_mlp
+from hvd_qsparse.jobs.device import AMP, DEVICES, Precision, check_device_flag, resolve_device
+from hvd_qsparse.jobs.workload import (BUFFER_MODES, INNER_OPTIMIZERS, check_model_flags, make_inner_optimizer,
+                                      make_task)
+from hvd_qsparse.workloads.data import shard_batches
+from hvd_qsparse.workloads.tasks import TASKS
 
 log = logging.getLogger("hvd_qsparse.jobs.train")
 
@@ -41,11 +46,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--local-steps", type=int, default=4, help="H: steps between synchronizations, >= 1")
     p.add_argument("--warmup-steps", type=int, default=0, help="first steps dense and uncompressed")
     p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--model", default="mlp", choices=list(TASKS),
+                   help="mlp: digits MLP; resnet: ResNet-style CNN on 5,000 MNIST images; transformer: "
+                        "character-level LM on the Python standard library's sources")
     p.add_argument("--hidden", type=int, default=128,
-                   help="width of the MLP's first hidden layer (128: 17k parameters; 3072: 4.9M)")
-    p.add_argument("--batch-size", type=int, default=32, help="per rank")
-    p.add_argument("--lr", type=float, default=0.05)
-    p.add_argument("--momentum", type=float, default=0.9)
+                   help="--model mlp: width of the first hidden layer (128: 17k parameters; 3072: 4.9M)")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="per rank (default: 16 windows of 64 characters for the transformer, else 32)")
+    p.add_argument("--optimizer", default="auto", choices=INNER_OPTIMIZERS,
+                   help="the wrapped torch optimizer (auto: AdamW for the transformer, SGD otherwise)")
+    p.add_argument("--lr", type=float, default=None, help="learning rate (default: SGD 0.05, AdamW 0.002)")
+    p.add_argument("--momentum", type=float, default=0.9, help="SGD's momentum")
+    p.add_argument("--device", default="auto", choices=DEVICES,
+                   help="auto: one GPU per local rank when CUDA is visible, else the CPU")
+    p.add_argument("--amp", default="none", choices=AMP,
+                   help="autocast forward and loss in bf16, or fp16 with a GradScaler")
+    p.add_argument("--buffers", default="sync", choices=BUFFER_MODES,
+                   help="sync: BatchNorm statistics broadcast after gradient exchanges and averaged at model "
+                        "syncs (counted in bits); local: each rank keeps its own (rank 0's model is scored)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--straggler-rank", type=int, default=-1, metavar="R",
                    help="rank R sleeps --straggler-sleep seconds after every step (a slow worker); -1: none")
@@ -101,6 +119,7 @@ def check_flags(parser: argparse.ArgumentParser, args: argparse.Namespace, given
         parser.error("--tensorboard writes the --metrics rows as TensorBoard scalars: give --metrics too")
     check_output_paths(parser, args, ("--json", "--bits-log", "--metrics"))
     check_compressor_flags(parser, args)
+    check_model_flags(parser, args, given)
     for flag, value, low in (("--local-steps", args.local_steps, 1), ("--warmup-steps", args.warmup_steps, 0),
                              ("--epochs", args.epochs, 1), ("--batch-size", args.batch_size, 1),
                              ("--hidden", args.hidden, 2),
@@ -110,6 +129,10 @@ def check_flags(parser: argparse.ArgumentParser, args: argparse.Namespace, given
     if args.hidden > MAX_HIDDEN:
         parser.error(f"--hidden must be at most {MAX_HIDDEN}, got {args.hidden}")
     check_number(parser, "--lr", args.lr, 0.0, low_open=True)
+    try:
+        check_device_flag(args.device)
+    except ValueError as err:
+        parser.error(str(err))
     check_number(parser, "--momentum", args.momentum, 0.0, 1.0)
     check_number(parser, "--straggler-sleep", args.straggler_sleep, 0.0)
     check_number(parser, "--step-timeout", args.step_timeout, 0.0)
@@ -121,25 +144,29 @@ def train(args: argparse.Namespace, hvd, watchdog: StepWatchdog) -> dict:
     (identical on every rank)."""
     if args.straggler_rank >= hvd.size():
         raise ValueError(f"--straggler-rank must be -1 or a rank in [0, {hvd.size() - 1}], got {args.straggler_rank}")
-    train_set, test_set = load_digits_split(seed=args.seed)
-    model = digits_mlp(hidden=args.hidden, seed=args.seed)
-    inner = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum)
-    opt = DistributedOptimizer(inner, model.named_parameters(), algorithm=args.algorithm, **args.options)
+    device = resolve_device(args.device, hvd.local_rank(), hvd.local_size())
+    task = make_task(args)
+    train_set, test_set = (split.to(device) for split in task.splits(args.seed))
+    model = task.build_model(args.seed).to(device)
+    opt = DistributedOptimizer(make_inner_optimizer(args, model), model.named_parameters(),
+                               algorithm=args.algorithm,
+                               named_buffers=model.named_buffers() if args.buffers == "sync" else None,
+                               **args.options)
     opt.broadcast_state(root_rank=0)
     watchdog.beat()
-    loss_fn = torch.nn.CrossEntropyLoss()
-    batches_for = epoch_batches(opt, args, train_set, hvd)
+    precision = Precision(args.amp, device)
+    batches_for = epoch_batches(opt, args, train_set, hvd, task)
     steps_per_epoch = len(batches_for(0))
     bar = _progress(args, hvd, args.epochs * steps_per_epoch)
-    recorder = make_recorder(args, hvd, opt, model, test_set, steps_per_epoch)
+    recorder = make_recorder(args, hvd, opt, model, test_set, steps_per_epoch, task)
     start = time.perf_counter()
     for epoch in range(args.epochs):
         for batch in batches_for(epoch):
             step_start = time.perf_counter()
             opt.zero_grad()
-            loss = loss_fn(model(train_set.x[batch]), train_set.y[batch])
-            loss.backward()
-            opt.step()
+            with precision.autocast():
+                loss = task.loss(model(train_set.x[batch]), train_set.y[batch])
+            precision.backward_and_step(loss, opt)
             if hvd.rank() == args.straggler_rank:
                 time.sleep(args.straggler_sleep)
             if recorder is not None:
@@ -155,14 +182,14 @@ def train(args: argparse.Namespace, hvd, watchdog: StepWatchdog) -> dict:
     if recorder is not None and recorder.log is not None:
         recorder.log.close()
     opt.load_synchronized_model()
-    return run_summary(args, hvd, opt, model, test_set, wall)
+    return run_summary(args, hvd, opt, model, test_set, wall, task)
 
 
-def epoch_batches(opt, args, train_set, hvd):
+def epoch_batches(opt, args, train_set, hvd, task):
     """``epoch -> this rank's batches``: from the algorithm's own sampler when it makes one
     (``make_sampler``: RI-SGD's redundant, optionally label-sorted chunks), else a disjoint shard."""
     if hasattr(opt, "make_sampler"):
-        return opt.make_sampler(train_set.y, args.batch_size).epoch_batches
+        return opt.make_sampler(task.labels(train_set).cpu(), args.batch_size).epoch_batches
     return functools.partial(shard_batches, len(train_set), hvd.rank(), hvd.size(), args.batch_size, args.seed)
 
 

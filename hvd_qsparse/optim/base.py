@@ -21,6 +21,7 @@ import torch
 
 from hvd_qsparse.optim.agreement import LocalReport, Verdict, agree
 from hvd_qsparse.optim.amp import AmpInputs
+from hvd_qsparse.optim.buffers import BufferSync
 from hvd_qsparse.optim.composition import ComposedOptimizer
 from hvd_qsparse.optim.grads import poison_grads_, unscale_grads_
 from hvd_qsparse.optim.options import HorovodOptions
@@ -66,6 +67,8 @@ class WrappedOptimizer(TorchStateFormat, ComposedOptimizer):
         #: the loss scale the next exchange divides by (GradScaler's, learnt at its steps)
         self.loss_scale = 1.0
         self._serial = 0
+        #: the model's floating buffers, kept equal across ranks (``track_buffers``)
+        self.buffers = BufferSync(self.comm)
 
     # --- the algorithm's policy -----------------------------------------------------------
     #: The one object that holds the algorithm's state and hyperparameters, with ``bits`` (a
@@ -134,6 +137,13 @@ class WrappedOptimizer(TorchStateFormat, ComposedOptimizer):
         finally:
             self._should_synchronize = True
 
+    def track_buffers(self, named_buffers) -> None:
+        """Keep these buffers (``model.named_buffers()``; the floating ones: BatchNorm's running
+        statistics) equal on every rank: broadcast from rank 0 after each gradient exchange,
+        averaged at each model-averaging round (``optim.buffers``), their bits counted. Without
+        it they stay per rank, as with Horovod's own optimizer."""
+        self.buffers = BufferSync(self.comm, named_buffers)
+
     def set_backward_passes_per_step(self, passes: int) -> None:
         """Accumulate ``passes`` backward passes before each exchange (Horovod's)."""
         self.backward_passes_per_step = self.options.check_passes(passes)
@@ -188,6 +198,7 @@ class WrappedOptimizer(TorchStateFormat, ComposedOptimizer):
         if amp.overflow:  # the scaler found inf in the exchanged (identical) gradients: every rank skips
             return False
         self.optimizer.step()
+        self.buffers.broadcast(self.step_count, self.bits)
         return True
 
     def _local_step(self, amp: AmpInputs) -> bool:

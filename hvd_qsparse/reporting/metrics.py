@@ -2,7 +2,8 @@
 
 Rank 0 writes one row per step: loss, this rank's bits for the step and in total, seconds in
 compression, communication and the whole step, wall time since the start; rows at evaluation
-steps add the test accuracy and every rank's total bits. ``python -m hvd_qsparse.cli plot``
+steps add the score (test accuracy, or a language model's validation loss) and every rank's
+total bits. ``python -m hvd_qsparse.cli plot``
 reads these files.
 """
 import csv
@@ -11,7 +12,7 @@ from pathlib import Path
 from typing import Optional
 
 FIELDS = ("step", "epoch", "loss", "bits", "bits_total", "compress_s", "communicate_s", "step_s", "wall_s",
-          "test_accuracy", "bits_per_rank")
+          "test_accuracy", "val_loss", "bits_per_rank")
 FORMATS = (".jsonl", ".csv")
 
 
@@ -99,14 +100,16 @@ class StepRecorder:
     Args:
         opt: the wrapped optimizer (``bits``, ``step_count``, ``timer``).
         log: where rank 0 writes, None on the other ranks.
-        evaluate: returns rank 0's current test accuracy.
+        evaluate: returns rank 0's current score.
         allgather: ``hvd.allgather_object``.
         eval_every: steps between evaluation rows.
+        metric: the row's key for the score (``test_accuracy`` or ``val_loss``).
     """
 
-    def __init__(self, opt, log: Optional[MetricsLog], evaluate, allgather, eval_every: int):
+    def __init__(self, opt, log: Optional[MetricsLog], evaluate, allgather, eval_every: int,
+                 metric: str = "test_accuracy"):
         self.opt, self.log, self.evaluate, self.allgather = opt, log, evaluate, allgather
-        self.eval_every = eval_every
+        self.eval_every, self.metric = eval_every, metric
 
     def after_step(self, epoch: int, loss: float, step_seconds: float, wall_seconds: float) -> None:
         """Record the step just taken (``step_count - 1``)."""
@@ -122,5 +125,5 @@ class StepRecorder:
                "bits_total": self.opt.bits.total_sent, "compress_s": phases.get("compress", 0.0),
                "communicate_s": phases.get("communicate", 0.0), "step_s": step_seconds, "wall_s": wall_seconds}
         if evaluating:
-            row.update(test_accuracy=self.evaluate(), bits_per_rank=per_rank)
+            row.update({self.metric: self.evaluate(), "bits_per_rank": per_rank})
         self.log.log(row)

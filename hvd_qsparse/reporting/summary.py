@@ -20,8 +20,9 @@ def describe_setting(options: dict, algorithm=None) -> str:
     return optim_setting.describe_setting(options)
 
 
-def make_recorder(args, comm, opt, model, test_set, steps_per_epoch):
-    """The metrics recorder on every rank when ``--metrics`` is given (rank 0 writes), else None."""
+def make_recorder(args, comm, opt, model, test_set, steps_per_epoch, task=None):
+    """The metrics recorder on every rank when ``--metrics`` is given (rank 0 writes), else None.
+    ``task`` (a ``workloads.base.Task``) scores the model; None: test accuracy."""
     if not args.metrics:
         return None
     log = None
@@ -29,8 +30,8 @@ def make_recorder(args, comm, opt, model, test_set, steps_per_epoch):
         meta = {k: v for k, v in vars(args).items() if k not in ("options", "given")}
         meta["label"] = args.label or f"{args.algorithm} {run_setting(args)}"
         log = MetricsLog(args.metrics, args.tensorboard, meta=meta)
-    return StepRecorder(opt, log, lambda: accuracy(model, test_set.x, test_set.y), comm.allgather_object,
-                        args.eval_every or steps_per_epoch)
+    return StepRecorder(opt, log, lambda: _score(task, model, test_set), comm.allgather_object,
+                        args.eval_every or steps_per_epoch, metric=_metric_field(task))
 
 
 def run_setting(args) -> str:
@@ -40,24 +41,40 @@ def run_setting(args) -> str:
                                                               getattr(args, "algorithm", None))
 
 
-def run_summary(args, comm, opt, model, test_set, wall) -> dict:
-    """The summary, identical on every rank: final test accuracy (checked equal on all ranks),
-    bits each rank sent, the dense fp32 figure and every rank's per-step history.
+def _score(task, model, test_set) -> float:
+    return accuracy(model, test_set.x, test_set.y) if task is None else task.evaluate(model, test_set)
+
+
+def _metric_field(task) -> str:
+    """The summary's and metrics rows' key for the score: ``test_accuracy`` or ``val_loss``."""
+    return "test_accuracy" if task is None or task.metric == "accuracy" else task.metric
+
+
+def run_summary(args, comm, opt, model, test_set, wall, task=None) -> dict:
+    """The summary, identical on every rank: the final score (test accuracy, or the validation
+    loss of a language model; checked equal on all ranks), bits each rank sent, the dense fp32
+    figure and every rank's per-step history.
 
     Raises:
-        RuntimeError: the ranks ended with different models.
+        RuntimeError: the ranks ended with different models (with ``--buffers local`` their
+            BatchNorm statistics may differ by design: rank 0's score is kept and the spread
+            reported instead).
     """
     bits = opt.bits
     per_rank = comm.allgather_object(bits.total_sent, name="summary.bits")
     steps = opt.step_count
     dense_bits = 32 * opt.flat_numel() * steps
-    acc = accuracy(model, test_set.x, test_set.y)
-    accs = comm.allgather_object(acc, name="summary.acc")
-    if max(accs) - min(accs) > 1e-9:
-        raise RuntimeError(f"ranks disagree on the final model: test accuracies {accs}")
+    score = _score(task, model, test_set)
+    scores = comm.allgather_object(score, name="summary.score")
+    spread = max(scores) - min(scores)
+    if spread > 1e-9 and getattr(args, "buffers", "sync") != "local":
+        raise RuntimeError(f"ranks disagree on the final model: scores {scores}")
+    field = _metric_field(task)
     return {"algorithm": args.algorithm, "setting": run_setting(args), "compressor": args.compressor,
             "ratio": args.ratio, "levels": args.levels, "local_steps": _local_steps(args), "ranks": comm.size(),
-            "steps": steps, "parameters": opt.flat_numel(), "test_accuracy": acc, "bits_per_rank": per_rank,
+            "model": getattr(args, "model", "mlp"), "metric": field, "score_spread": spread,
+            "steps": steps, "parameters": opt.flat_numel(), "test_accuracy": scores[0] if field == "test_accuracy"
+            else None, field: scores[0], "bits_per_rank": per_rank,
             "control_bits_per_rank": comm.allgather_object(bits.total_control, name="summary.control"),
             "analytic_bits_rank0": bits.total_analytic if comm.rank() == 0 else None,
             "dense_fp32_bits_per_rank": dense_bits, "reduction": dense_bits / max(1, max(per_rank)),
@@ -83,9 +100,13 @@ def _all_ranks_history(comm, bits) -> list:
 def format_table(summary: dict) -> str:
     """The closing table, one row."""
     width = max(24, len(summary["setting"]))
-    head = (f"{'algorithm':<10} {'setting':<{width}} {'test acc':>8} {'bits/rank':>12} {'vs dense fp32':>14} "
+    accuracy_score = summary.get("metric", "test_accuracy") == "test_accuracy"
+    title = "test acc" if accuracy_score else "val loss"
+    score = (f"{100 * summary['test_accuracy']:>7.2f}%" if accuracy_score
+             else f"{summary[summary['metric']]:>8.4f}")
+    head = (f"{'algorithm':<10} {'setting':<{width}} {title:>8} {'bits/rank':>12} {'vs dense fp32':>14} "
             f"{'wall':>7}")
-    row = (f"{summary['algorithm']:<10} {summary['setting']:<{width}} {100 * summary['test_accuracy']:>7.2f}% "
+    row = (f"{summary['algorithm']:<10} {summary['setting']:<{width}} {score} "
            f"{max(summary['bits_per_rank']):>12.4g} {summary['reduction']:>13.1f}x {summary['wall_time_s']:>6.1f}s")
     return f"{head}\n{row}"
 
