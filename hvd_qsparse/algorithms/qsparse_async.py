@@ -84,7 +84,9 @@ class QsparseAsyncLocalSGD(WrappedOptimizer):
         self.layout = FlatLayout.of(self.named_params)
         self.window = Window(self.layout, host_rank, counters=1)
         self.dense = NoneCompressor()
-        self.x_hat_flat = torch.zeros(self.layout.numel)
+        # x̂^(r) lives beside the parameters it is compared with and loaded into; the window
+        # stages it through host memory when that is a GPU (``comm.window``).
+        self.x_hat_flat = torch.zeros(self.layout.numel, device=_device_of(self.named_params))
         self.progress: Optional[ProgressThread] = None
         self.started = self.finished = self.resumed = False
 
@@ -235,6 +237,7 @@ class QsparseAsyncLocalSGD(WrappedOptimizer):
         self.algorithm_state.fetched_bits += 8 * received
         self.algorithm_state.global_steps = int(total[0])
         self._load_x_hat_into_params()
+        self.buffers.average(self.algorithm_state.step, self.bits)  # once, here: mid-run it would lock-step ranks
         self.window.barrier()  # nobody frees the window while a rank still reads it
         if self.progress is not None:
             self.progress.stop()
@@ -286,9 +289,14 @@ class QsparseAsyncLocalSGD(WrappedOptimizer):
         if state["window"] is not None:
             self.layout.check_matches(state["window"]["layout"], here="the model", there="the checkpoint's window")
         self.algorithm_state.load_state_dict(state)
-        self.x_hat_flat = self.layout.flatten(x_hat.items())
+        self.x_hat_flat = self.layout.flatten(x_hat.items()).to(self.x_hat_flat.device)
         self._bind_x_hat()
         self.resumed = True
+
+
+def _device_of(named_params) -> torch.device:
+    """The device of the first parameter (the CPU when there is none)."""
+    return named_params[0][1].device if named_params else torch.device("cpu")
 
 
 def _check_horovod_on_mpi(comm) -> None:

@@ -15,6 +15,13 @@ defines a concurrent read only between accumulate operations. Sparse pushes trav
 an indexed datatype (``Create_indexed_block``), so only the touched entries move; a dense push
 is one contiguous accumulate. Results in ``out`` are valid once the ``with`` block has ended.
 
+MPI reads and writes CPU tensors in place (no copy). A tensor on a GPU goes through the
+window's one host staging buffer: copied to it before a put or accumulate, from it after a
+fetch, each copy finished (the CUDA stream synchronized) before MPI or the caller touches the
+buffer, and each staged operation flushed before the call returns, so the buffer is free again
+for the next call. The buffer is allocated at the first staged call, pinned when CUDA is
+available (page-locked memory, so the copies go straight to and from the device).
+
 mpi4py is imported when a window is created, not when this module is, so importing
 ``hvd_qsparse`` never initializes MPI.
 """
@@ -31,6 +38,7 @@ import torch
 from hvd_qsparse.comm.layout import FlatLayout
 
 FLOAT_BYTES, COUNTER_BYTES = 4, 8
+_NUMPY = {torch.float32: np.float32, torch.int32: np.int32}
 
 
 class OneSidedUnavailableError(RuntimeError):
@@ -86,6 +94,7 @@ class Window:
         self.rank, self.size = self.comm.Get_rank(), self.comm.Get_size()
         self.layout, self.host, self.counters, self.win = layout, host_rank, counters, None
         self._inflight = []  # buffers and datatypes MPI may still read until the epoch ends
+        self._staging: Optional[torch.Tensor] = None  # host copies of device tensors (``_origin``, ``fetch``)
         try:
             self._check_arguments()
             # Counters start on an 8-byte boundary: the vector is padded to an even length.
@@ -153,14 +162,15 @@ class Window:
         """Add ``values`` to the entries ``indices`` (window offsets, unique), or to the whole
         vector when ``indices`` is None. Returns the bytes handed to MPI: the values, plus the
         datatype's displacement table (int32 per entry) for a sparse push."""
-        MPI = self.MPI
-        values = self._hold(_as_numpy(values, np.float32))
+        MPI, tensors = self.MPI, (values, indices)
+        values = self._hold(self._origin(values, torch.float32, part=0))
         if indices is None:
             if values.size != self.layout.numel:
                 raise ValueError(f"dense accumulate needs {self.layout.numel} values, got {values.size}")
             self.win.Accumulate([values, MPI.FLOAT], self.host, target=(0, values.size, MPI.FLOAT), op=MPI.SUM)
+            self._release_staging(*tensors)
             return values.nbytes
-        displacements = self._hold(_as_numpy(indices, np.int32))
+        displacements = self._hold(self._origin(indices, torch.int32, part=1))
         if displacements.size != values.size:
             raise ValueError(f"accumulate: {displacements.size} indices for {values.size} values")
         if displacements.size == 0:
@@ -170,6 +180,7 @@ class Window:
                              f"[{displacements.min()}, {displacements.max()}]")
         datatype = self._hold(MPI.FLOAT.Create_indexed_block(1, displacements).Commit())
         self.win.Accumulate([values, MPI.FLOAT], self.host, target=(0, 1, datatype), op=MPI.SUM)
+        self._release_staging(*tensors)
         return values.nbytes + displacements.nbytes
 
     def fetch(self, out: torch.Tensor) -> int:
@@ -179,7 +190,17 @@ class Window:
         if out.dtype != torch.float32 or not out.is_contiguous() or out.numel() != self.layout.numel:
             raise ValueError(f"fetch needs a contiguous fp32 buffer of {self.layout.numel} entries, got "
                              f"{out.dtype} with {out.numel()} entries")
-        result = out.detach().numpy().reshape(-1)
+        if not self._stages(out):
+            return self._get_into(out.detach().numpy().reshape(-1))
+        host = self._staging_view(0, out.numel(), torch.float32)
+        received = self._get_into(host.numpy())
+        self.win.Flush(self.host)  # the result is in the buffer now, not only when the epoch ends
+        out.detach().view(-1).copy_(host, non_blocking=True)
+        _wait_for(out.device)  # the buffer is free again when this returns
+        return received
+
+    def _get_into(self, result: np.ndarray) -> int:
+        MPI = self.MPI
         self.win.Get_accumulate([result[:0], 0, MPI.FLOAT], [result, MPI.FLOAT], self.host,
                                 target=(0, result.size, MPI.FLOAT), op=MPI.NO_OP)
         return result.nbytes
@@ -187,8 +208,9 @@ class Window:
     def put(self, flat: torch.Tensor) -> None:
         """Overwrite the whole vector (take an exclusive lock: a put is not atomic)."""
         MPI = self.MPI
-        source = self._hold(_as_numpy(flat, np.float32))
+        source = self._hold(self._origin(flat, torch.float32, part=0))
         self.win.Put([source, MPI.FLOAT], self.host, target=(0, source.size, MPI.FLOAT))
+        self._release_staging(flat)
 
     def add_counter(self, slot: int, value: int) -> np.ndarray:
         """Atomically add ``value`` to counter ``slot``; the returned 1-element array holds the
@@ -211,6 +233,39 @@ class Window:
         self._inflight.append(item)
         return item
 
+    # --- device tensors through the staging buffer ----------------------------------------------
+    def _stages(self, tensor) -> bool:
+        """True for a tensor MPI cannot reach in place (not in host memory)."""
+        return isinstance(tensor, torch.Tensor) and tensor.device.type != "cpu"
+
+    def _staging_view(self, part: int, numel: int, dtype: torch.dtype) -> torch.Tensor:
+        """``numel`` entries of ``part`` (0: fp32 values, 1: int32 offsets) of the staging buffer,
+        ``layout.numel`` 4-byte words per part, allocated once, at the first call."""
+        if numel > self.layout.numel:
+            raise ValueError(f"window: a tensor of {numel} entries does not fit the {self.layout.numel} of the "
+                             "window")
+        if self._staging is None:
+            self._staging = torch.empty(2 * self.layout.numel, dtype=torch.int32,
+                                        pin_memory=torch.cuda.is_available())
+        start = part * self.layout.numel
+        return self._staging[start: start + numel].view(dtype)
+
+    def _origin(self, tensor, dtype: torch.dtype, part: int) -> np.ndarray:
+        """What MPI reads for ``tensor``: its own memory when it is in host memory (no copy),
+        otherwise its copy in ``part`` of the staging buffer, complete before MPI reads it."""
+        if not self._stages(tensor):
+            return _as_numpy(tensor, _NUMPY[dtype])
+        host = self._staging_view(part, tensor.numel(), dtype)
+        host.copy_(tensor.detach().reshape(-1), non_blocking=True)
+        _wait_for(tensor.device)
+        return host.numpy()
+
+    def _release_staging(self, *tensors) -> None:
+        """MPI may read an origin buffer until the epoch ends; when one was the staging buffer,
+        complete this rank's operations at the origin now, as the next call reuses it."""
+        if any(self._stages(t) for t in tensors):
+            self.win.Flush_local(self.host)
+
     # --- collective ---------------------------------------------------------------------------
     def barrier(self) -> None:
         """Wait until every rank of the window's communicator has arrived."""
@@ -228,6 +283,13 @@ class Window:
     @property
     def freed(self) -> bool:
         return self.win is None
+
+
+def _wait_for(device: torch.device) -> None:
+    """Wait until the copies queued on ``device``'s current CUDA stream have run (a CPU copy
+    is done when it returns)."""
+    if device.type == "cuda":
+        torch.cuda.current_stream(device).synchronize()
 
 
 def _as_numpy(tensor, dtype) -> np.ndarray:

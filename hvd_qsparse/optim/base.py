@@ -56,7 +56,7 @@ class WrappedOptimizer(TorchStateFormat, ComposedOptimizer):
         self.named_params: List[Tuple[str, torch.Tensor]] = [
             (n, p) for n, p in resolve_named_parameters(optimizer, named_parameters) if p.requires_grad]
         #: seconds per phase (``compress``, ``communicate``) of the current step, for metrics
-        self.timer = StepTimer()
+        self.timer = StepTimer.for_parameters(p for _, p in self.named_params)
         #: compress → exchange → count, shared by every algorithm (``optim.pipeline``)
         self.pipeline = StepPipeline(self.comm, self.timer, lambda: self.bits)
         self.backward_passes_per_step = self.options.backward_passes_per_step

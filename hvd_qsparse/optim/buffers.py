@@ -8,7 +8,9 @@ model. The wrapper keeps them in step with its algorithm's schedule:
   buffers are broadcast, as DDP's ``broadcast_buffers=True`` does before each forward: the
   parameters are identical there, so the root's statistics are as good as any rank's;
 - at a model-averaging round (H > 1, RI-SGD), the buffers are averaged, as the parameters are
-  (local SGD and DiLoCo average running statistics the same way).
+  (local SGD and DiLoCo average running statistics the same way);
+- qsparse-async averages them once, when training ends (``finish``): its pushes are one-sided,
+  and a collective at every push would make the ranks wait for each other again.
 
 Only floating buffers move (``num_batches_tracked`` is an integer and counts the same steps on
 every rank). All of them travel as one fp32 vector in one collective, and its bytes are counted

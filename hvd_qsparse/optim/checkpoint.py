@@ -8,12 +8,16 @@ of every tensor's bytes. ``load_checkpoint`` reads it with ``torch.load(weights_
 (nothing pickled runs) and refuses, with a ``CheckpointError`` naming the file and what
 differs, an empty, truncated or corrupted file, one of another rank or world size, another
 algorithm or settings, another model, or one without the format (a plain ``torch.save``).
+
+A file loads onto the device the model is on now, whatever device wrote it: one written on
+``cuda:0`` loads on a CPU-only machine, or on ``cuda:1``.
 """
 import hashlib
 import os
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
+from torch.serialization import default_restore_location
 
 from hvd_qsparse.files import atomic_write
 
@@ -63,11 +67,18 @@ def save_checkpoint(path: str, model: torch.nn.Module, optimizer, extra: Optiona
 def load_checkpoint(path: str, model: torch.nn.Module, optimizer, map_location=None) -> dict:
     """Restore ``model`` and ``optimizer`` from this rank's ``path``; returns the ``extra`` values.
 
+    Args:
+        map_location: as ``torch.load``'s. None: tensors written from a GPU are read onto the
+            device of the model's first parameter, tensors written from the CPU stay there (as
+            torch.optim keeps a non-capturable ``step``). Either way every tensor then ends on
+            its parameter's device: the model's by ``load_state_dict``, the optimizer's and the
+            algorithm's (memories, x̂, server memories) by the optimizer's ``load_state_dict``.
+
     Raises:
         CheckpointError: the file cannot be read, is corrupted, or was written by another rank,
             world size, algorithm, setting or model (the message says which and what to do).
     """
-    record = _read(path, map_location)
+    record = _read(path, _onto_device_of(model) if map_location is None else map_location)
     _check_record(path, record, optimizer)
     try:
         model.load_state_dict(record["model"])
@@ -78,6 +89,19 @@ def load_checkpoint(path: str, model: torch.nn.Module, optimizer, map_location=N
     except (ValueError, KeyError) as err:
         raise CheckpointError(f"checkpoint {path}: {err}") from None
     return record["extra"]
+
+
+def _onto_device_of(model: torch.nn.Module) -> Optional[Callable]:
+    """``torch.load``'s ``map_location`` that reads a GPU's tensors onto the model's device
+    (None, torch's default, for a model without parameters)."""
+    first = next(model.parameters(), None)
+    if first is None:
+        return None
+    device = str(first.device)
+
+    def restore(storage, location: str):
+        return storage if location == "cpu" else default_restore_location(storage, device)
+    return restore
 
 
 def _read(path: str, map_location) -> dict:

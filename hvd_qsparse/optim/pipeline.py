@@ -14,6 +14,7 @@ exchange, and how to apply the sums); the plumbing is here, once:
   as the exchange measured them on its buffers, the analytic figure, the dense baseline and
   the flag's bytes in the algorithm's ``comm.BitCounter``.
 """
+import contextlib
 from dataclasses import dataclass, field
 from typing import Callable, List, Optional, Sequence, Tuple, Union
 
@@ -72,6 +73,9 @@ class StepPipeline:
 
     def __init__(self, comm, timer: StepTimer, bits: Callable):
         self.comm, self.timer, self._bits = comm, timer, bits
+        #: a ``TorchFunctionMode`` entered around every compress phase, for diagnostics
+        #: (``ops.host_syncs.HostSyncCounter`` counts the host synchronisations there), or None
+        self.trace = None
 
     def compress(self, named_values: Sequence[Tuple[str, torch.Tensor]], compressor: CompressorFor,
                  memory: Optional[ErrorFeedback], *, seed: int, step: int, report: LocalReport,
@@ -86,7 +90,7 @@ class StepPipeline:
         """
         batch = Batch()
         groups = (fusion or UNFUSED).groups(named_values)
-        with self.timer.phase("compress"):
+        with self.timer.phase("compress"), (self.trace or contextlib.nullcontext()):
             for group in groups:
                 values = [named_values[i][1] for i in group.positions]
                 value = group.join(values)

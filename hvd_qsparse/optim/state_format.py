@@ -6,10 +6,20 @@ holds, so ``hvd.broadcast_optimizer_state`` writes into them), with one extra ke
 bit history). Memories differ per rank: save one file per rank to resume exactly.
 ``load_state_dict`` takes that, or a plain torch optimizer state dict; the algorithm's state
 then starts fresh, with a warning.
+
+Devices: a state dict may come from another device (a checkpoint written on ``cuda:0`` and
+read on a CPU-only machine or on ``cuda:1``). ``load_state_dict`` puts every tensor of the
+algorithm's state on the device of the parameter it is filed under (the nearest dict key that
+names a parameter), the others on the first parameter's device; the inner optimizer's own
+``load_state_dict`` does the same for its state (``torch.optim.Optimizer`` casts each entry to
+its parameter's device, and keeps a non-capturable ``step`` where it is). ``broadcast_state``
+sends the optimizer state from the CPU, so it lands in host memory on every rank, never on
+the root's GPU.
 """
 import os
 import sys
 import warnings
+from typing import Callable, Hashable, Optional
 
 import torch
 
@@ -30,6 +40,27 @@ def called_from_broadcast_optimizer_state(depth: int = 4) -> bool:
             return True
         frame = frame.f_back
     return False
+
+
+def map_tensors(tree, fn: Callable[[torch.Tensor, Optional[Hashable]], torch.Tensor], key=None):
+    """``tree`` (nested dicts, lists, tuples) rebuilt with every tensor ``t`` replaced by
+    ``fn(t, key)``, ``key`` being the dict key nearest above ``t`` (None at the top)."""
+    if isinstance(tree, torch.Tensor):
+        return fn(tree, key)
+    if isinstance(tree, dict):
+        return {k: map_tensors(v, fn, k) for k, v in tree.items()}
+    if type(tree) in (list, tuple):  # exact types: a named tuple is left as it is
+        return type(tree)(map_tensors(v, fn, key) for v in tree)
+    return tree
+
+
+def optimizer_state_for_broadcast(optimizer: torch.optim.Optimizer) -> dict:
+    """``optimizer.state_dict()`` with every tensor on the CPU (CPU tensors are not copied).
+
+    ``broadcast_object`` pickles its object, and a pickled CUDA tensor is unpickled on the GPU
+    index it was on: every rank would receive the root's state on the root's GPU (``cuda:0``
+    for all of them), or fail where there is none."""
+    return map_tensors(optimizer.state_dict(), lambda tensor, _: tensor.cpu())
 
 
 class TorchStateFormat:
@@ -61,7 +92,16 @@ class TorchStateFormat:
         if ours.get("algorithm") != self.algorithm:
             raise ValueError(f"checkpoint was written by algorithm {ours.get('algorithm')!r}, this optimizer "
                              f"runs {self.algorithm!r}")
-        self.load_algorithm_state_dict(ours["state"])
+        self.load_algorithm_state_dict(self._on_parameter_devices(ours["state"]))
+
+    def _on_parameter_devices(self, state: dict) -> dict:
+        """``state`` with each tensor on the device of the parameter its nearest dict key names,
+        the others on the first parameter's device (tensors already there are not copied)."""
+        if not self.named_params:
+            return state
+        devices = {name: param.device for name, param in self.named_params}
+        first = self.named_params[0][1].device
+        return map_tensors(state, lambda tensor, key: tensor.to(devices.get(key, first)))
 
     def _reset_algorithm_state(self) -> None:
         self.algorithm_state = self._new_algorithm_state()
@@ -84,7 +124,7 @@ class TorchStateFormat:
                 raw = raw.view(torch.int16)
             got = comm.broadcast(raw, root_rank=root_rank, name=f"hvd_qsparse.bcast.{name}")
             param.copy_(got.view(param.dtype).view(param.shape))
-        opt_state = comm.broadcast_object(self.optimizer.state_dict(), root_rank=root_rank,
+        opt_state = comm.broadcast_object(optimizer_state_for_broadcast(self.optimizer), root_rank=root_rank,
                                           name="hvd_qsparse.optimizer_state")
         if comm.rank != root_rank:
-            self.optimizer.load_state_dict(opt_state)
+            self.optimizer.load_state_dict(opt_state)  # casts each state tensor to its parameter's device

@@ -12,6 +12,9 @@ from torch import nn
 import hvd_qsparse
 from hvd_qsparse import CheckpointError, load_checkpoint, save_checkpoint
 from hvd_qsparse.optim import checkpoint
+from hvd_qsparse.optim.state_format import map_tensors
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU on this machine")
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -19,9 +22,9 @@ def horovod():
     hvd.init()  # one rank; never shut down (MPI cannot start twice in a process)
 
 
-def build(algorithm="qsparse", hidden=6, **options):
+def build(algorithm="qsparse", hidden=6, device="cpu", **options):
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(5, hidden), nn.Tanh(), nn.Linear(hidden, 2))
+    model = nn.Sequential(nn.Linear(5, hidden), nn.Tanh(), nn.Linear(hidden, 2)).to(device)
     options = options or {"compressor": "topk+sign", "ratio": 0.5, "local_steps": 2}
     opt = hvd_qsparse.DistributedOptimizer(torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9),
                                            model.named_parameters(), algorithm=algorithm, **options)
@@ -29,9 +32,10 @@ def build(algorithm="qsparse", hidden=6, **options):
 
 
 def train(model, opt, steps=3, first=0):
+    device = next(model.parameters()).device
     for step in range(first, first + steps):
         gen = torch.Generator().manual_seed(step)
-        x, y = torch.randn(8, 5, generator=gen), torch.randint(0, 2, (8,), generator=gen)
+        x, y = torch.randn(8, 5, generator=gen).to(device), torch.randint(0, 2, (8,), generator=gen).to(device)
         opt.zero_grad()
         nn.functional.cross_entropy(model(x), y).backward()
         opt.step()
@@ -141,3 +145,43 @@ def test_another_setting_or_model_is_refused(saved, other, needle):
     model, opt = build(algorithm, hidden, **kwargs)
     with pytest.raises(CheckpointError, match=needle):
         load_checkpoint(saved[0], model, opt)
+
+
+def layout_of(opt):
+    """The optimizer's state dict with each tensor replaced by its dtype, shape and device."""
+    return map_tensors(opt.state_dict(), lambda tensor, _: (tensor.dtype, tuple(tensor.shape), tensor.device))
+
+
+def devices_of(opt):
+    """The devices of every tensor in the optimizer's state but torch.optim's ``step`` counters."""
+    return {tensor.device for path, tensor in checkpoint._tensors(opt.state_dict(), "") if not path.endswith("/step")}
+
+
+def test_cpu_and_default_map_location_load_the_same_state(saved):
+    path, model, opt = saved
+    loaded = []
+    for location in ("cpu", None):
+        other_model, other_opt = build()
+        load_checkpoint(path, other_model, other_opt, map_location=location)
+        loaded.append((other_model, other_opt))
+    (cpu_model, cpu_opt), (default_model, default_opt) = loaded
+    assert torch.equal(params(cpu_model), params(default_model)) and torch.equal(params(cpu_model), params(model))
+    assert layout_of(cpu_opt) == layout_of(default_opt) == layout_of(opt)
+    digest = checkpoint.tensor_digest
+    assert digest(cpu_opt.state_dict()) == digest(default_opt.state_dict()) == digest(opt.state_dict())
+    assert devices_of(default_opt) == {torch.device("cpu")}
+
+
+@needs_cuda
+def test_a_checkpoint_moves_between_cuda_and_cpu(saved, tmp_path):
+    path, model, opt = saved
+    gpu_model, gpu_opt = build(device="cuda")
+    load_checkpoint(path, gpu_model, gpu_opt)  # written on the CPU: the state follows the parameters
+    assert devices_of(gpu_opt) == {params(gpu_model).device}
+    gpu_path = str(tmp_path / "ckpt.gpu")
+    save_checkpoint(gpu_path, gpu_model, gpu_opt, extra={"epoch": 3})
+    cpu_model, cpu_opt = build()
+    assert load_checkpoint(gpu_path, cpu_model, cpu_opt) == {"epoch": 3}
+    assert devices_of(cpu_opt) == {torch.device("cpu")}
+    assert torch.equal(params(cpu_model), params(model))
+    assert checkpoint.tensor_digest(cpu_opt.state_dict()) == checkpoint.tensor_digest(opt.state_dict())
