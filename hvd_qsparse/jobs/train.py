@@ -18,14 +18,14 @@ import torch
 from hvd_qsparse.algorithms import DistributedOptimizer, algorithm_class, available_algorithms
 from hvd_qsparse.compression import available
 from hvd_qsparse.jobs import config
+from hvd_qsparse.jobs.device import AMP, DEVICES, Precision, check_device_flag, resolve_device
+from hvd_qsparse.jobs.workload import (BUFFER_MODES, INNER_OPTIMIZERS, SCHEDULES, check_model_flags,
+                                      make_inner_optimizer, make_schedule, make_task)
 from hvd_qsparse.jobs.flags import (check_algorithm_flags, check_compressor_flags, check_number, check_output_paths,
                                    given_flags)
 from hvd_qsparse.jobs.watchdog import StepWatchdog
 from hvd_qsparse.reporting.metrics import check_path
 from hvd_qsparse.reporting.summary import format_table, make_recorder, run_setting, run_summary, write_outputs
-from hvd_qsparse.jobs.device import AMP, DEVICES, Precision, check_device_flag, resolve_device
-from hvd_qsparse.jobs.workload import (BUFFER_MODES, INNER_OPTIMIZERS, check_model_flags, make_inner_optimizer,
-                                      make_task)
 from hvd_qsparse.workloads.data import shard_batches
 from hvd_qsparse.workloads.tasks import TASKS
 
@@ -57,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the wrapped torch optimizer (auto: AdamW for the transformer, SGD otherwise)")
     p.add_argument("--lr", type=float, default=None, help="learning rate (default: SGD 0.05, AdamW 0.002)")
     p.add_argument("--momentum", type=float, default=0.9, help="SGD's momentum")
+    p.add_argument("--schedule", default="constant", choices=SCHEDULES,
+                   help="learning rate over the run: constant, or cosine decay to 0")
     p.add_argument("--device", default="auto", choices=DEVICES,
                    help="auto: one GPU per local rank when CUDA is visible, else the CPU")
     p.add_argument("--amp", default="none", choices=AMP,
@@ -159,6 +161,7 @@ def train(args: argparse.Namespace, hvd, watchdog: StepWatchdog) -> dict:
     steps_per_epoch = len(batches_for(0))
     bar = _progress(args, hvd, args.epochs * steps_per_epoch)
     recorder = make_recorder(args, hvd, opt, model, test_set, steps_per_epoch, task)
+    schedule = make_schedule(args, opt, args.epochs * steps_per_epoch)
     start = time.perf_counter()
     for epoch in range(args.epochs):
         for batch in batches_for(epoch):
@@ -167,6 +170,8 @@ def train(args: argparse.Namespace, hvd, watchdog: StepWatchdog) -> dict:
             with precision.autocast():
                 loss = task.loss(model(train_set.x[batch]), train_set.y[batch])
             precision.backward_and_step(loss, opt)
+            if schedule is not None:
+                schedule.step()
             if hvd.rank() == args.straggler_rank:
                 time.sleep(args.straggler_sleep)
             if recorder is not None:

@@ -35,7 +35,7 @@ log = logging.getLogger("hvd_qsparse.jobs.train_elastic")
 #: the training job's flags this job has no use for (it writes no per-step rows and slows no
 #: rank down): refused when given, never ignored
 NOT_IN_ELASTIC = ("metrics", "tensorboard", "label", "straggler_rank", "straggler_sleep", "model", "optimizer", "device",
-                  "amp", "buffers")
+                  "amp", "buffers", "schedule")
 
 
 def parse_args(argv=None) -> argparse.Namespace:

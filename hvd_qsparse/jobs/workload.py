@@ -6,12 +6,14 @@ attention slowly), 32 images or 16 windows of 64 characters per rank. A flag tha
 reads (``--hidden``) given for another is refused rather than ignored.
 """
 import argparse
+import math
 
 import torch
 
 from hvd_qsparse.workloads.tasks import TASKS
 
 INNER_OPTIMIZERS = ("auto", "sgd", "adamw")
+SCHEDULES = ("constant", "cosine")
 BUFFER_MODES = ("sync", "local")
 #: the optimizer ``--optimizer auto`` picks, per model
 AUTO_OPTIMIZER = {"mlp": "sgd", "resnet": "sgd", "transformer": "adamw"}
@@ -50,3 +52,16 @@ def make_inner_optimizer(args: argparse.Namespace, model: torch.nn.Module) -> to
     if args.optimizer == "adamw":
         return torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.0)
     return torch.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum)
+
+
+def make_schedule(args: argparse.Namespace, opt, total_steps: int):
+    """``--schedule``'s LR scheduler on the wrapped optimizer (stepped once per step), or None.
+
+    ``cosine`` decays the rate from ``--lr`` to 0 over the run (Loshchilov & Hutter, 2017), so
+    the last steps are small and the final score does not depend on where a noisy last step
+    landed: what a comparison of algorithms needs.
+    """
+    if args.schedule == "constant":
+        return None
+    return torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda step: 0.5 * (1.0 + math.cos(math.pi * min(step, total_steps) / total_steps)))

@@ -1,0 +1,108 @@
+"""The README's job table: every algorithm on each model, beside dense SGD, in one run.
+
+``python -m hvd_qsparse.bench.job_table [--models mlp,resnet,transformer] [--ranks 2]
+[--out runs/job_table]`` (or ``bash launch/job_table.sh``) runs the training job once per row
+under ``mpirun`` and prints a Markdown table: the score (test accuracy, or the transformer's
+validation loss), its difference to dense, the bits each rank sent and how many times fewer than
+dense fp32 allreduce, and the wall time; each row's exact flags go beside it. The rows of a
+model share its ``MODEL_FLAGS`` (epochs, cosine schedule), so only the algorithm differs.
+"""
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List, Tuple
+
+from hvd_qsparse.bench.runner import ROOT, free_port, run_env
+
+#: flags every row of a model shares
+MODEL_FLAGS: Dict[str, Tuple[str, ...]] = {
+    "mlp": ("--model", "mlp", "--epochs", "30", "--schedule", "cosine"),
+    "resnet": ("--model", "resnet", "--epochs", "8", "--schedule", "cosine"),
+    "transformer": ("--model", "transformer", "--epochs", "2", "--schedule", "cosine"),
+}
+#: (row name, the algorithm's flags); the first row is the dense baseline
+ROWS: List[Tuple[str, Tuple[str, ...]]] = [
+    ("dense", ("--compressor", "none", "--local-steps", "1")),
+    ("qsparse topk+sign H=1", ("--compressor", "topk+sign", "--ratio", "0.01", "--local-steps", "1")),
+    ("qsparse topk+sign H=4", ("--compressor", "topk+sign", "--ratio", "0.01", "--local-steps", "4")),
+    ("qsparse topk+qsgd H=4", ("--compressor", "topk+qsgd", "--ratio", "0.01", "--levels", "16",
+                               "--local-steps", "4")),
+    ("qsparse-async topk+sign H=4", ("--algorithm", "qsparse-async", "--compressor", "topk+sign", "--ratio",
+                                     "0.01", "--local-steps", "4")),
+    ("doublesqueeze topk+sign", ("--algorithm", "doublesqueeze", "--compressor", "topk+sign", "--ratio", "0.01")),
+    ("gdsec", ("--algorithm", "gdsec",)),
+    ("risgd H=4", ("--algorithm", "risgd", "--local-steps", "4")),
+]
+
+
+def run_row(model: str, name: str, flags, ranks: int, out: Path) -> dict:
+    """One training job; its summary (``error`` set when it failed)."""
+    stem = out / f"{model}-{name.replace(' ', '_').replace('=', '')}"
+    argv = [*MODEL_FLAGS[model], *flags]
+    cmd = [shutil.which("mpirun") or "mpirun", "-np", str(ranks), "--oversubscribe", "--bind-to", "none",
+           sys.executable, "-m", "hvd_qsparse.jobs.train", "--no-progress", *argv, "--json", f"{stem}.json"]
+    start = time.perf_counter()
+    with open(f"{stem}.log", "w") as log:
+        code = subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT, env=run_env(free_port()), cwd=str(ROOT))
+    summary = json.loads(Path(f"{stem}.json").read_text()) if code == 0 else {"error": f"exit code {code}"}
+    summary.update(row=name, flags=" ".join(argv), seconds=time.perf_counter() - start)
+    return summary
+
+
+def score_text(summary: dict, dense: dict) -> Tuple[str, str]:
+    """(score, difference to dense) as the table shows them."""
+    if "error" in summary:
+        return summary["error"], ""
+    if summary["metric"] == "test_accuracy":
+        acc, base = 100 * summary["test_accuracy"], 100 * dense.get("test_accuracy", float("nan"))
+        return f"{acc:.2f}%", f"{acc - base:+.2f} pt"
+    loss, base = summary[summary["metric"]], dense.get(summary["metric"], float("nan"))
+    return f"{loss:.4f}", f"{100 * (loss - base) / base:+.2f}%"
+
+
+def markdown(rows: List[dict]) -> str:
+    """The table, one row per run, the first run of each model its dense baseline."""
+    lines = ["| model | algorithm | score | vs dense | bits/rank | fewer bits than dense fp32 | wall (s) | flags |",
+             "|---|---|---|---|---|---|---|---|"]
+    dense = {}
+    for r in rows:
+        model = r["flags"].split()[1]
+        dense.setdefault(model, r)
+        score, delta = score_text(r, dense[model])
+        bits = max(r.get("bits_per_rank", [0]))
+        ratio = f"{r['dense_fp32_bits_per_rank'] / bits:.0f}×" if bits else ""
+        lines.append(f"| {model} | {r['row']} | {score} | {delta} | {bits:.3g} | {ratio} | "
+                     f"{r.get('wall_time_s', 0):.1f} | `{r['flags']}` |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m hvd_qsparse.bench.job_table", description=__doc__.splitlines()[0])
+    p.add_argument("--models", default="mlp,resnet,transformer")
+    p.add_argument("--ranks", type=int, default=2)
+    p.add_argument("--out", default="runs/job_table")
+    args = p.parse_args(argv)
+    models = args.models.split(",")
+    unknown = sorted(set(models) - set(MODEL_FLAGS))
+    if unknown:
+        p.error(f"--models: unknown {', '.join(unknown)}; accepted: {', '.join(MODEL_FLAGS)}")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for model in models:
+        for name, flags in ROWS:
+            rows.append(run_row(model, name, flags, args.ranks, out))
+            print(f"{model} {name}: {score_text(rows[-1], rows[-1])[0]} ({rows[-1]['seconds']:.0f} s)",
+                  file=sys.stderr, flush=True)
+    table = markdown(rows)
+    (out / "table.md").write_text(table + "\n")
+    print(table)
+    return 0 if all("error" not in r for r in rows) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
