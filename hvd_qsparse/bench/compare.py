@@ -7,9 +7,10 @@ task, split, seeds and model, one after the other, each under ``mpirun`` inside 
 namespace whose loopback is shaped to that rate (``netns``; needs root). Then writes, under
 ``--out``:
 
-- ``results.md``: when, where and how it ran, and per setting a table (test accuracy, steps
+- ``results.md``: when, where and how it ran, and per setting a table (test accuracy, or the
+  transformer's validation loss, steps
   and epochs, bits per rank and the ratio to dense fp32, train and wall seconds, time and
-  bits to ``--target`` accuracy, the speed-up against Horovod's dense allreduce, the
+  bits to the ``--target`` score, the speed-up against Horovod's dense allreduce, the
   compress / communicate / compute split per step) and the issue's targets, met or missed
   by how much; ``results.json``: the same rows;
 - ``<bandwidth>-np<R>/``: each run's summary (``.json``), per-step metrics (``.jsonl``) and
@@ -36,6 +37,8 @@ from hvd_qsparse.bench.overview import overview_section
 from hvd_qsparse.bench.report import load_row, write_results, write_section
 from hvd_qsparse.bench.runner import ROOT, run_variant
 from hvd_qsparse.jobs.flags import check_compressor_flags
+from hvd_qsparse.jobs.workload import SCHEDULES
+from hvd_qsparse.workloads.tasks import TASKS
 
 PROG = "python -m hvd_qsparse.bench.compare"
 
@@ -45,17 +48,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--variants", default="all", help="comma-separated names or patterns, or all, peers, ours")
     p.add_argument("--bandwidths", default="10gbit,1gbit,100mbit", help="comma-separated tc rates, or none")
     p.add_argument("--ranks", default="2,4", help="comma-separated rank counts")
+    p.add_argument("--model", default="mlp", choices=list(TASKS), help="the task every variant trains")
+    p.add_argument("--schedule", default="constant", choices=SCHEDULES, help="learning rate over the run")
     p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--hidden", type=int, default=3072, help="MLP width: 3072 gives 4.9M parameters")
+    p.add_argument("--hidden", type=int, default=3072, help="--model mlp: width (3072 gives 4.9M parameters)")
     p.add_argument("--ratio", type=float, default=0.01, help="fraction topk keeps (our variants)")
     p.add_argument("--levels", type=int, default=256, help="QSGD levels (our variants)")
     p.add_argument("--powersgd-rank", type=int, default=4, help="ddp-powersgd's matrix_approximation_rank")
-    p.add_argument("--batch-size", type=int, default=32, help="per rank")
-    p.add_argument("--lr", type=float, default=0.05)
-    p.add_argument("--momentum", type=float, default=0.9)
+    p.add_argument("--batch-size", type=int, default=None, help="per rank (default: the job's for the model)")
+    p.add_argument("--lr", type=float, default=None, help="default: the job's for the model's optimizer")
+    p.add_argument("--momentum", type=float, default=None, help="SGD's momentum (default: the job's, 0.9)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--eval-every", type=int, default=5, help="steps between test-accuracy evaluations")
-    p.add_argument("--target", type=float, default=0.95, help="the target test accuracy, in (0, 1]")
+    p.add_argument("--eval-every", type=int, default=5, help="steps between evaluations of the score")
+    p.add_argument("--target", type=float, default=0.95,
+                   help="the target: a test accuracy in (0, 1], or for --model transformer a validation loss > 0")
     p.add_argument("--out", default="runs/bench", help="results folder")
     p.add_argument("--run-timeout", type=float, default=1800.0, help="seconds before a run is ended")
     p.add_argument("--list", action="store_true", help="print the variants and exit")
@@ -77,10 +83,13 @@ def parse_args(argv=None) -> argparse.Namespace:
         parser.error("--bandwidths and --ranks need at least one value each")
     for flag, value, low in (("--epochs", args.epochs, 1), ("--hidden", args.hidden, 2),
                              ("--eval-every", args.eval_every, 1), ("--powersgd-rank", args.powersgd_rank, 1),
-                             ("--batch-size", args.batch_size, 1)):
+                             ("--batch-size", args.batch_size or 1, 1)):
         if value < low:
             parser.error(f"{flag} must be an integer >= {low}, got {value}")
-    if not 0 < args.target <= 1:
+    if args.model == "transformer":
+        if not args.target > 0:
+            parser.error(f"--target must be a validation loss > 0 for --model transformer, got {args.target}")
+    elif not 0 < args.target <= 1:
         parser.error(f"--target must be a test accuracy in (0, 1], got {args.target}")
     if not args.run_timeout > 0:
         parser.error(f"--run-timeout must be > 0 seconds, got {args.run_timeout}")
@@ -99,8 +108,13 @@ def _positive_int(text: str, flag: str) -> int:
 
 def shared_flags(args, variant) -> list:
     """The flags every variant of a program gets from the command line."""
-    flags = ["--epochs", args.epochs, "--hidden", args.hidden, "--batch-size", args.batch_size, "--lr", args.lr,
-             "--momentum", args.momentum, "--seed", args.seed, "--eval-every", args.eval_every]
+    flags = ["--model", args.model, "--schedule", args.schedule, "--epochs", args.epochs, "--seed", args.seed,
+             "--eval-every", args.eval_every]
+    if args.model == "mlp":  # the other models take no --hidden
+        flags += ["--hidden", args.hidden]
+    for flag, value in (("--batch-size", args.batch_size), ("--lr", args.lr), ("--momentum", args.momentum)):
+        if value is not None:  # else each program takes the job's default for the model
+            flags += [flag, value]
     if variant.module == variant_table.TRAIN:
         flags += ["--ratio", args.ratio, "--levels", args.levels]
     else:
@@ -127,8 +141,10 @@ def header(args, argv) -> list:
             f"- date: {now}", f"- machine: {_machine()}", f"- software: {_software()}",
             f"- commit: {_git('rev-parse', '--short', 'HEAD')}{dirty}",
             f"- command: `{command}`",
-            (f"- task: digits MLP of width {args.hidden}, {args.epochs} epochs, batch {args.batch_size} per rank, "
-             f"SGD lr {args.lr} momentum {args.momentum}, seed {args.seed}; topk ratio {args.ratio}, QSGD levels "
+            (f"- task: --model {args.model}" + (f" of width {args.hidden}" if args.model == "mlp" else "") +
+             f", {args.epochs} epochs, {args.schedule} learning rate, batch {args.batch_size or 'default'} per rank, "
+             f"lr {args.lr or 'default'} momentum {args.momentum or 'default'}, seed {args.seed}; topk ratio "
+             f"{args.ratio}, QSGD levels "
              f"{args.levels}, PowerSGD rank {args.powersgd_rank}; evaluation every {args.eval_every} steps; "
              f"target {100 * args.target:g}%")]
 

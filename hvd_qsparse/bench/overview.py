@@ -12,11 +12,11 @@ import json
 import sys
 from typing import Dict, List
 
-from hvd_qsparse.bench.report import DASH, Row, best_qsparse, check_targets
+from hvd_qsparse.bench.report import DASH, METRICS, Row, best_qsparse, check_targets
 from hvd_qsparse.bench.variants import BASELINE
 
 HEAD = ("| setting | dense fp32 to target (s) | fastest peer (s) | best Qsparse setting | its time (s) | "
-        "vs dense | vs fastest peer | fewer bits | Δ acc vs dense | targets met |")
+        "vs dense | vs fastest peer | fewer bits | Δ score vs dense | targets met |")
 
 
 def _seconds(value) -> str:
@@ -41,7 +41,7 @@ def overview_row(name: str, rows: List[Row]) -> str:
     vs_peer = f"{fastest.target_s / best.target_s:.2f}×" if fastest else DASH
     return (f"| {name} | {base.target_s:.1f} | {peer_cell} | {best.name} | {best.target_s:.1f} | "
             f"{base.target_s / best.target_s:.2f}× | {vs_peer} | {best.reduction:.0f}× | "
-            f"{100 * (best.accuracy - base.accuracy):+.2f} pt | {counted} |")
+            f"{METRICS[base.metric].gap(best.score, base.score):+.2f} {METRICS[base.metric].unit} | {counted} |")
 
 
 def overview_section(settings: Dict[str, dict]) -> str:
@@ -57,8 +57,16 @@ def load_settings(paths: List[str]) -> Dict[str, dict]:
     for path in paths:
         with open(path) as fh:
             for name, setting in json.load(fh).items():
-                settings[name] = dict(setting, rows=[Row(**row) for row in setting["rows"]])
+                settings[name] = dict(setting, rows=[Row(**_renamed(row)) for row in setting["rows"]])
     return settings
+
+
+def _renamed(row: dict) -> dict:
+    """A row as ``Row`` takes it; files written before rows had a ``metric`` call the score ``accuracy``."""
+    row = dict(row)
+    if "accuracy" in row:
+        row["score"] = row.pop("accuracy")
+    return row
 
 
 def main(argv=None) -> int:

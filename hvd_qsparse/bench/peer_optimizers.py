@@ -1,8 +1,8 @@
 """The peers' data-parallel optimizers, each counting the bits it hands to its collectives.
 
 The benchmark runs Horovod's own ``hvd.DistributedOptimizer`` and PyTorch's
-``DistributedDataParallel`` (plain, with the PowerSGD communication hook, and with
-``PostLocalSGDOptimizer``) unchanged; these classes only wrap them by composition and expose
+``DistributedDataParallel`` (plain, with the fp16/bf16 compression hooks, with the PowerSGD
+communication hook, and with ``PostLocalSGDOptimizer``) unchanged; these classes only wrap them by composition and expose
 what the training job's recorder and summary read from our optimizers: ``bits`` (a
 ``comm.BitCounter``), ``step_count``, ``timer``, ``flat_numel()`` and
 ``load_synchronized_model()``, plus ``module`` (what the forward pass goes through).
@@ -12,7 +12,9 @@ convention of ``comm.accounting``:
 
 - Horovod: the tensors its ``Compression`` returns, which ``allreduce_async_`` receives
   (32 bits per entry with ``Compression.none``, 16 with ``Compression.fp16``).
-- DDP: the gradient bucket its communication hook allreduces (``bucket.buffer()``).
+- DDP: the gradient bucket its communication hook allreduces (``bucket.buffer()``; 16 bits per
+  entry with the fp16/bf16 compression hooks). DDP's broadcast of buffers (BatchNorm's
+  statistics) before each forward is not counted.
 - PowerSGD: the bucket during its warm-up; then the three buffers the hook allreduces (the
   uncompressed tensors, P and Q), whose element counts the hook adds to
   ``PowerSGDState.total_numel_after_compression`` at every call.
@@ -132,6 +134,9 @@ class HorovodPeer(PeerOptimizer):
 class DDPPeer(PeerOptimizer):
     """``DistributedDataParallel`` over the default process group with its default allreduce hook."""
 
+    #: bits per entry of what the hook hands to the collective (None: the bucket's dtype)
+    wire_element_bits = None
+
     def __init__(self, model, optimizer, **ddp_options):
         super().__init__(DistributedDataParallel(model, **ddp_options), model)
         self.optimizer = optimizer
@@ -152,7 +157,7 @@ class DDPPeer(PeerOptimizer):
     def _hook(self, state, bucket: dist.GradBucket) -> torch.futures.Future[torch.Tensor]:
         self._last_call = time.perf_counter()
         buffer = bucket.buffer()
-        dense_numel, element_bits = buffer.numel(), 8 * buffer.element_size()
+        dense_numel, element_bits = buffer.numel(), self.wire_element_bits or 8 * buffer.element_size()
         fut, sent_numel = self.communicate(state, bucket)
         if sent_numel:
             self.record(element_bits * sent_numel, dense_numel)
@@ -170,6 +175,26 @@ class DDPPeer(PeerOptimizer):
             self.timer.add("communicate", max(0.0, self._last_done - self._last_call))
             self._last_call = None
         self.optimizer.step()
+
+
+class HalfPrecisionDDPPeer(DDPPeer):
+    """DDP with PyTorch's 16-bit compression hook: each bucket is cast to fp16 or bf16, averaged
+    by one allreduce and cast back (``default_hooks.fp16_compress_hook`` / ``bf16_compress_hook``),
+    the 16-bit dense baseline.
+
+    Args:
+        dtype: ``"fp16"`` or ``"bf16"``.
+    """
+
+    wire_element_bits = 16
+    HOOKS = {"fp16": default_hooks.fp16_compress_hook, "bf16": default_hooks.bf16_compress_hook}
+
+    def __init__(self, model, optimizer, dtype: str):
+        self.hook = self.HOOKS[dtype]
+        super().__init__(model, optimizer)
+
+    def communicate(self, state, bucket) -> tuple:
+        return self.hook(state, bucket), bucket.buffer().numel()
 
 
 class PowerSGDPeer(DDPPeer):

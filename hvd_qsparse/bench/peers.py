@@ -1,15 +1,19 @@
 """The peers on the training job's task: ``mpirun -np R python -m hvd_qsparse.bench.peers --peer NAME``.
 
-Same data split (``load_digits_split``), model (``digits_mlp``, ``--hidden``), seeds, inner
-optimizer (SGD with ``--lr`` and ``--momentum``), per-rank batches (``shard_batches``) and
-evaluation as ``python -m hvd_qsparse.jobs.train``, and the same outputs: ``--json`` summary,
-``--metrics`` per-step rows, ``--bits-log``, the closing table. Only the data-parallel
-machinery differs (``--peer``):
+Same model and data (``--model``, as the job: ``jobs.workload``), seeds, inner optimizer and
+its defaults (``--optimizer``, ``--lr``, ``--momentum``, ``--schedule``), per-rank batches
+(``shard_batches``) and evaluation as ``python -m hvd_qsparse.jobs.train``, and the same
+outputs: ``--json`` summary, ``--metrics`` per-step rows, ``--bits-log``, the closing table.
+Only the data-parallel machinery differs (``--peer``). Neither Horovod's optimizer nor DDP
+keeps BatchNorm's statistics equal after the last forward (DDP broadcasts them before each
+one), so a peer's summary scores rank 0's model and reports the spread across ranks:
 
 ==================  =========================================================================
 ``horovod``         ``hvd.DistributedOptimizer``, ``Compression.none``: dense fp32 allreduce
 ``horovod-fp16``    ``hvd.DistributedOptimizer``, ``Compression.fp16``
 ``ddp``             ``DistributedDataParallel`` over gloo, its default allreduce hook
+``ddp-fp16``        DDP with ``fp16_compress_hook`` (16-bit allreduce)
+``ddp-bf16``        DDP with ``bf16_compress_hook``
 ``ddp-powersgd``    DDP with the PowerSGD hook, rank ``--powersgd-rank``
 ``ddp-postlocalsgd``  DDP with ``post_localSGD_hook`` + ``PostLocalSGDOptimizer``, period ``--local-steps``
 ==================  =========================================================================
@@ -32,11 +36,14 @@ from typing import Callable
 
 import torch
 
-from hvd_qsparse.bench.peer_optimizers import DDPPeer, HorovodPeer, PostLocalSGDPeer, PowerSGDPeer
+from hvd_qsparse.bench.peer_optimizers import DDPPeer, HalfPrecisionDDPPeer, HorovodPeer, PostLocalSGDPeer, PowerSGDPeer
+from hvd_qsparse.jobs.flags import given_flags
+from hvd_qsparse.jobs.workload import (INNER_OPTIMIZERS, SCHEDULES, check_model_flags, make_inner_optimizer,
+                                      make_schedule, make_task)
 from hvd_qsparse.reporting.metrics import check_path
 from hvd_qsparse.reporting.summary import format_table, make_recorder, run_summary, write_outputs
-from hvd_qsparse.workloads.data import load_digits_split, shard_batches
-from hvd_qsparse.workloads.models import digits_mlp
+from hvd_qsparse.workloads.data import shard_batches
+from hvd_qsparse.workloads.tasks import TASKS
 
 BITS_SOURCE = "measured: bytes of the buffers handed to the collectives"
 
@@ -48,6 +55,10 @@ def _horovod(compression_name, model, optimizer, args):
 
 def _ddp(model, optimizer, args):
     return DDPPeer(model, optimizer)
+
+
+def _half(dtype, model, optimizer, args):
+    return HalfPrecisionDDPPeer(model, optimizer, dtype)
 
 
 def _powersgd(model, optimizer, args):
@@ -75,6 +86,8 @@ PEERS = {
     "horovod": PeerSpec("horovod", "none", "horovod", functools.partial(_horovod, "none"), "fp32 allreduce"),
     "horovod-fp16": PeerSpec("horovod", "fp16", "horovod", functools.partial(_horovod, "fp16"), "fp16 allreduce"),
     "ddp": PeerSpec("ddp", "none", "gloo", _ddp, "fp32 allreduce"),
+    "ddp-fp16": PeerSpec("ddp", "fp16", "gloo", functools.partial(_half, "fp16"), "fp16 allreduce hook"),
+    "ddp-bf16": PeerSpec("ddp", "bf16", "gloo", functools.partial(_half, "bf16"), "bf16 allreduce hook"),
     "ddp-powersgd": PeerSpec("ddp", "powersgd", "gloo", _powersgd, "powersgd rank={powersgd_rank}"),
     "ddp-postlocalsgd": PeerSpec("ddp", "postlocalsgd", "gloo", _postlocalsgd, "postlocalsgd H={local_steps}",
                                  periodic=True),
@@ -85,10 +98,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m hvd_qsparse.bench.peers", description=__doc__.splitlines()[0])
     p.add_argument("--peer", required=True, choices=list(PEERS))
     p.add_argument("--epochs", type=int, default=30)
-    p.add_argument("--hidden", type=int, default=128, help="width of the MLP's first hidden layer")
-    p.add_argument("--batch-size", type=int, default=32, help="per rank")
-    p.add_argument("--lr", type=float, default=0.05)
-    p.add_argument("--momentum", type=float, default=0.9)
+    p.add_argument("--model", default="mlp", choices=list(TASKS))
+    p.add_argument("--hidden", type=int, default=128, help="--model mlp: width of the first hidden layer")
+    p.add_argument("--batch-size", type=int, default=None, help="per rank (default: the job's for the model)")
+    p.add_argument("--optimizer", default="auto", choices=INNER_OPTIMIZERS)
+    p.add_argument("--lr", type=float, default=None, help="default: SGD 0.05, AdamW 0.002")
+    p.add_argument("--momentum", type=float, default=0.9, help="SGD's momentum")
+    p.add_argument("--schedule", default="constant", choices=SCHEDULES)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--local-steps", type=int, default=1,
                    help="ddp-postlocalsgd: steps between model averages (1 for every other peer)")
@@ -108,8 +124,10 @@ def build_parser() -> argparse.ArgumentParser:
 def parse_args(argv=None) -> argparse.Namespace:
     """Flags, checked before any rank trains (a bad value exits with code 2 and the flag's name)."""
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
     spec = PEERS[args.peer]
+    check_model_flags(parser, args, given_flags(parser, argv))
     for flag, value, low in (("--epochs", args.epochs, 1), ("--hidden", args.hidden, 2),
                              ("--batch-size", args.batch_size, 1), ("--local-steps", args.local_steps, 1),
                              ("--warmup-steps", args.warmup_steps, 0), ("--powersgd-rank", args.powersgd_rank, 1),
@@ -131,6 +149,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     args.label = args.label or args.peer
     args.setting = spec.setting.format(**vars(args))
     args.tensorboard = None
+    args.buffers = "local"  # see the module's docstring: rank 0's model is scored
     return args
 
 
@@ -178,22 +197,25 @@ def init_backend(backend: str, timeout_s: float = 300.0):
 
 def train(args: argparse.Namespace, comm) -> dict:
     """Run the peer on this rank; returns the job's summary (identical on every rank)."""
-    train_set, test_set = load_digits_split(seed=args.seed)
-    model = digits_mlp(hidden=args.hidden, seed=args.seed)
-    inner = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum)
-    peer = PEERS[args.peer].build(model, inner, args)
-    loss_fn = torch.nn.CrossEntropyLoss()
+    task = make_task(args)
+    train_set, test_set = task.splits(args.seed)
+    model = task.build_model(args.seed)
+    peer = PEERS[args.peer].build(model, make_inner_optimizer(args, model), args)
     batches_for = functools.partial(shard_batches, len(train_set), comm.rank(), comm.size(), args.batch_size,
                                     args.seed)
-    recorder = make_recorder(args, comm, peer, model, test_set, len(batches_for(0)))
+    steps_per_epoch = len(batches_for(0))
+    recorder = make_recorder(args, comm, peer, model, test_set, steps_per_epoch, task)
+    schedule = make_schedule(args, peer.optimizer, args.epochs * steps_per_epoch)
     start = time.perf_counter()
     for epoch in range(args.epochs):
         for batch in batches_for(epoch):
             step_start = time.perf_counter()
             peer.zero_grad()
-            loss = loss_fn(peer.module(train_set.x[batch]), train_set.y[batch])
+            loss = task.loss(peer.module(train_set.x[batch]), train_set.y[batch])
             loss.backward()
             peer.step()
+            if schedule is not None:
+                schedule.step()
             if recorder is not None:
                 now = time.perf_counter()
                 recorder.after_step(epoch, loss.item(), now - step_start, now - start)
@@ -201,7 +223,7 @@ def train(args: argparse.Namespace, comm) -> dict:
     if recorder is not None and recorder.log is not None:
         recorder.log.close()
     peer.load_synchronized_model()
-    summary = run_summary(args, comm, peer, model, test_set, wall)
+    summary = run_summary(args, comm, peer, model, test_set, wall, task)
     summary.update(peer=args.peer, label=args.label, bits_source=BITS_SOURCE)
     return summary
 

@@ -5,9 +5,12 @@ Definitions (per run, from its summary and rank 0's per-step metrics):
 - train s: Σ step_s, the seconds rank 0 spent in its training steps (forward, backward,
   compression, communication, update); evaluation and logging are left out, so how often a
   run evaluates does not change it. wall s: the job's whole loop, evaluations included.
-- to target: train s up to and including the first evaluation step whose test accuracy is at
-  least the target (evaluations every ``--eval-every`` steps, so it is an upper bound within
-  one such period); "—" when the run never got there.
+- to target: train s up to and including the first evaluation step whose score reaches the
+  target: a test accuracy at least, or (the transformer) a validation loss at most, the target
+  (evaluations every ``--eval-every`` steps, so it is an upper bound within one such period);
+  "—" when the run never got there.
+- Δ vs dense: accuracy points, or for a loss the percent by which it is lower (negative:
+  higher) than the baseline's.
 - compress / comm / compute: mean ms per step in compression, in communication (waiting
   included) and in the rest of the step, as the optimizers time themselves.
 - bits/rank: the largest per-rank total; vs dense fp32: 32·d·steps over that.
@@ -25,6 +28,36 @@ from hvd_qsparse.reporting.plot import plot
 DASH = "—"
 
 
+@dataclass(frozen=True)
+class Metric:
+    """How a run's score reads: its key in the summary and metrics rows, its direction, and the
+    tolerances the targets allow (in its own unit: accuracy points, or percent of a loss)."""
+
+    key: str
+    title: str
+    unit: str
+    higher_is_better: bool
+    qsparse_tolerance: float    # the best Qsparse setting against dense
+    algorithm_tolerance: float  # every other algorithm at its best
+
+    def reached(self, score: float, target: float) -> bool:
+        return score >= target if self.higher_is_better else score <= target
+
+    def gap(self, score: float, base: float) -> float:
+        """How much better than ``base`` (negative: worse), in ``unit``."""
+        return 100 * (score - base) if self.higher_is_better else 100 * (base - score) / base
+
+    def show(self, score: float) -> str:
+        return f"{100 * score:.2f}%" if self.higher_is_better else f"{score:.4f}"
+
+    def target_text(self, target: float) -> str:
+        return f"{100 * target:g}%" if self.higher_is_better else f"loss {target:g}"
+
+
+METRICS = {"test_accuracy": Metric("test_accuracy", "test acc", "pt", True, 1.0, 2.0),
+           "val_loss": Metric("val_loss", "val loss", "%", False, 2.0, 4.0)}
+
+
 @dataclass
 class Row:
     """One run's figures (None where a failed run has none)."""
@@ -33,7 +66,8 @@ class Row:
     family: str
     algorithm: str
     error: Optional[str] = None
-    accuracy: Optional[float] = None
+    score: Optional[float] = None
+    metric: str = "test_accuracy"
     steps: Optional[int] = None
     epochs: Optional[int] = None
     bits: Optional[int] = None
@@ -55,7 +89,8 @@ def load_row(result: RunResult, target: float) -> Row:
         return Row(v.name, v.family, v.algorithm, error=result.error)
     summary = json.loads(result.summary.read_text())
     _, steps = read_metrics(str(result.metrics))
-    row = Row(v.name, v.family, v.algorithm, accuracy=summary["test_accuracy"], steps=summary["steps"],
+    metric = summary.get("metric", "test_accuracy")
+    row = Row(v.name, v.family, v.algorithm, score=summary[metric], metric=metric, steps=summary["steps"],
               epochs=steps[-1]["epoch"] + 1 if steps else 0, bits=max(summary["bits_per_rank"]),
               reduction=summary["reduction"], wall_s=summary["wall_time_s"],
               train_s=sum(r["step_s"] for r in steps), compress_s=sum(r["compress_s"] for r in steps),
@@ -70,7 +105,8 @@ def time_to_target(row: Row, steps: List[dict], target: float) -> None:
     elapsed = 0.0
     for r in steps:
         elapsed += r["step_s"]
-        if r.get("test_accuracy") is not None and r["test_accuracy"] >= target:
+        score = r.get(row.metric)
+        if score is not None and METRICS[row.metric].reached(score, target):
             row.target_s, row.target_step = elapsed, r["step"] + 1
             row.target_bits = max(r["bits_per_rank"])
             return
@@ -90,24 +126,30 @@ def _per_step_ms(row: Row) -> str:
 def markdown_table(rows: List[Row], target: float) -> str:
     """The setting's table, one line per run, ratios against ``hvd-fp32`` when it ran."""
     base = next((r for r in rows if r.name == BASELINE and not r.error), None)
-    head = ("| variant | test acc | Δ vs dense | steps (epochs) | bits/rank | vs dense fp32 | train s | wall s "
-            f"| to {100 * target:g}% (s) | speed-up vs {BASELINE} | bits to target | compress / comm / compute "
-            "(ms/step) |")
+    metric = metric_of(rows)
+    head = (f"| variant | {metric.title} | Δ vs dense | steps (epochs) | bits/rank | vs dense fp32 | train s | wall s "
+            f"| to {metric.target_text(target)} (s) | speed-up vs {BASELINE} | bits to target | compress / comm / "
+            "compute (ms/step) |")
     columns = head.count("|") - 1
     lines = [head, "|" + "---|" * columns]
     for r in rows:
         if r.error:
             lines.append(f"| {r.name} | failed: {r.error} |" + " |" * (columns - 2))
             continue
-        gap = None if base is None else 100 * (r.accuracy - base.accuracy)
+        gap = None if base is None else metric.gap(r.score, base.score)
         speedup = base.target_s / r.target_s if base and base.target_s and r.target_s else None
         source = "" if r.bits_source.startswith("measured") else " (analytic)"
         lines.append(
-            f"| {r.name} | {100 * r.accuracy:.2f}% | {_fmt(gap, '+.2f', ' pt')} | {r.steps} ({r.epochs}) "
+            f"| {r.name} | {metric.show(r.score)} | {_fmt(gap, '+.2f', ' ' + metric.unit)} | {r.steps} ({r.epochs}) "
             f"| {r.bits:.3e}{source} | {r.reduction:.1f}× | {r.train_s:.1f} | {r.wall_s:.1f} "
             f"| {_fmt(r.target_s, '.1f')} | {_fmt(speedup, '.2f', '×')} | {_fmt(r.target_bits, '.3e')} "
             f"| {_per_step_ms(r)} |")
     return "\n".join(lines)
+
+
+def metric_of(rows: List[Row]) -> Metric:
+    """The metric the rows are scored by (all rows of a setting share the task)."""
+    return METRICS[next((r.metric for r in rows if not r.error), "test_accuracy")]
 
 
 def _verdict(ok: bool, text: str, miss: str) -> str:
@@ -120,21 +162,26 @@ def check_targets(rows: List[Row]) -> List[str]:
     base = next((r for r in done if r.name == BASELINE), None)
     if base is None or base.target_s is None:
         return [f"- not checked: {BASELINE} did not run or never reached the target"]
+    metric = metric_of(done)
     lines = _qsparse_targets(done, base)
+    tol, unit = metric.algorithm_tolerance, metric.unit
     for algorithm in dict.fromkeys(r.algorithm for r in done if r.family == "ours"):
-        best = max((r for r in done if r.algorithm == algorithm), key=lambda r: r.accuracy)
-        gap = 100 * (best.accuracy - base.accuracy)
-        lines.append(_verdict(gap >= -2, f"{algorithm} at its best ({best.name}) is {gap:+.2f} pt from dense "
-                                         "(target: within 2 pt)", f"{-2 - gap:.2f} pt"))
+        best = max((r for r in done if r.algorithm == algorithm), key=lambda r: metric.gap(r.score, base.score))
+        gap = metric.gap(best.score, base.score)
+        lines.append(_verdict(gap >= -tol, f"{algorithm} at its best ({best.name}) is {gap:+.2f} {unit} from dense "
+                                           f"(target: within {tol:g} {unit})", f"{-tol - gap:.2f} {unit}"))
     return lines
 
 
 def best_qsparse(done: List[Row], base: Row):
     """``(row, qualified)``: the best Qsparse-local-SGD setting, the first to the target among
-    those that keep the bits (≥ 1000×) and accuracy (within 1 pt of ``base``) targets, or among
-    all that reached it when none does (``qualified`` False); ``(None, False)`` when none did."""
+    those that keep the bits (≥ 1000×) and score (within the metric's tolerance of ``base``: 1 pt of
+    accuracy, 2% of a loss) targets, or among all that reached it when none does (``qualified``
+    False); ``(None, False)`` when none did."""
+    metric = METRICS[base.metric]
     reached = [r for r in done if r.algorithm == "qsparse" and r.target_s]
-    qualified = [r for r in reached if r.reduction >= 1000 and r.accuracy >= base.accuracy - 0.01]
+    qualified = [r for r in reached if r.reduction >= 1000
+                 and metric.gap(r.score, base.score) >= -metric.qsparse_tolerance - 1e-9]
     best = min(qualified or reached, key=lambda r: r.target_s, default=None)
     return best, bool(qualified)
 
@@ -143,15 +190,19 @@ def _qsparse_targets(done: List[Row], base: Row) -> List[str]:
     best, qualified = best_qsparse(done, base)
     if best is None:
         return ["- MISSED: no Qsparse-local-SGD setting reached the target"]
+    metric = METRICS[base.metric]
+    tol, unit = metric.qsparse_tolerance, metric.unit
     speedup = base.target_s / best.target_s
-    gap = 100 * (best.accuracy - base.accuracy)
-    among = "≥ 1000× fewer bits and within 1 pt" if qualified else "all settings: none has ≥ 1000× and 1 pt"
+    gap = metric.gap(best.score, base.score)
+    among = (f"≥ 1000× fewer bits and within {tol:g} {unit}" if qualified
+             else f"all settings: none has ≥ 1000× and {tol:g} {unit}")
     lines = [f"- best Qsparse-local-SGD setting (first to the target among {among}): {best.name}",
              _verdict(speedup >= 3, f"{speedup:.2f}× sooner than {BASELINE} ({best.target_s:.1f} s against "
                                     f"{base.target_s:.1f} s; target: 3×)", f"{3 - speedup:.2f}×"),
              _verdict(best.reduction >= 1000, f"{best.reduction:.0f}× fewer bits than dense fp32 (target: 1000×)",
                       f"{1000 - best.reduction:.0f}×"),
-             _verdict(gap >= -1, f"accuracy {gap:+.2f} pt from dense (target: within 1 pt)", f"{-1 - gap:.2f} pt")]
+             _verdict(gap >= -tol, f"{metric.title} {gap:+.2f} {unit} from dense (target: within {tol:g} {unit})",
+                      f"{-tol - gap:.2f} {unit}")]
     for peer in (r for r in done if r.family == "peer" and r.name != BASELINE):
         if peer.target_s is None:
             lines.append(f"- met: sooner than {peer.name}, which never reached the target")
@@ -165,8 +216,11 @@ def write_section(out_dir: Path, title: str, rows: List[Row], results: List[RunR
                   network: str) -> str:
     """The setting's Markdown section; also draws its plots into ``out_dir``."""
     metrics = [str(r.metrics) for r in results if r.ok]
-    # Zoomed on the last 15 points below the target, where the runs part.
-    figures = plot(metrics, str(out_dir), ymin=max(0.0, 100 * target - 15), target=100 * target) if metrics else []
+    if metric_of(rows).higher_is_better:  # zoomed on the last 15 points below the target, where the runs part
+        zoom = {"ymin": max(0.0, 100 * target - 15), "target": 100 * target}
+    else:
+        zoom = {"ymin": None, "target": target, "metric": "val_loss"}
+    figures = plot(metrics, str(out_dir), **zoom) if metrics else []
     links = " · ".join(f"[{Path(f).name}]({out_dir.name}/{Path(f).name})" for f in figures)
     return "\n".join([f"## {title}", "", f"Network: {network}", "", markdown_table(rows, target), "", "Targets:", "",
                       *check_targets(rows), "", f"Plots: {links or DASH}", ""])

@@ -1,7 +1,8 @@
 """What the benchmark runs: the peers and our algorithms, one row each, as data.
 
-Every variant trains the same task (the job's digits MLP, ``--hidden``), data split, seeds
-and inner optimizer; a variant only adds its own flags. ``hvd-fp32`` (Horovod's dense fp32
+Every variant trains the same task (the job's ``--model``), data split, seeds and inner
+optimizer; a variant only adds its own flags. The 16-bit dense baselines are Horovod's fp16
+compression and DDP's fp16 and bf16 compression hooks. ``hvd-fp32`` (Horovod's dense fp32
 allreduce) is the baseline that ratios and speed-ups are measured against.
 
 Settings chosen here (and why):
@@ -57,6 +58,8 @@ VARIANTS: Tuple[Variant, ...] = (
     _peer(BASELINE, "horovod"),
     _peer("hvd-fp16", "horovod-fp16"),
     _peer("ddp", "ddp"),
+    _peer("ddp-fp16", "ddp-fp16"),
+    _peer("ddp-bf16", "ddp-bf16"),
     _peer("ddp-powersgd", "ddp-powersgd"),
     _peer("ddp-postlocalsgd-H8", "ddp-postlocalsgd", "--local-steps", "8"),
     *(_ours(f"qsparse-{comp}-H{h}", "qsparse", "--compressor", comp, "--local-steps", str(h))

@@ -15,18 +15,22 @@ FIGURES = {"accuracy_vs_bits.png": "bits sent per rank (largest rank)",
 MARKERS = "os^vD<>p*h"
 
 
-def run_points(path: str) -> tuple:
-    """``(label, bits, seconds, accuracy)`` lists for one metrics file."""
+#: per score: how the y axis is labelled and the factor that turns a value into its plotted unit
+SCORES = {"test_accuracy": ("test accuracy (%)", 100.0), "val_loss": ("validation loss (nats per token)", 1.0)}
+
+
+def run_points(path: str, metric: str = "test_accuracy") -> tuple:
+    """``(label, bits, seconds, scores)`` lists for one metrics file."""
     meta, rows = read_metrics(path)
-    evals = [r for r in rows if r.get("test_accuracy") is not None]
+    evals = [r for r in rows if r.get(metric) is not None]
     if not evals:
         raise ValueError(f"{path}: no evaluation rows (run the job with --metrics and --eval-every)")
     bits = [max(r["bits_per_rank"]) if r.get("bits_per_rank") else r["bits_total"] for r in evals]
     label = meta.get("label") or Path(path).stem
-    return label, bits, [r["wall_s"] for r in evals], [100 * r["test_accuracy"] for r in evals]
+    return label, bits, [r["wall_s"] for r in evals], [SCORES[metric][1] * r[metric] for r in evals]
 
 
-def plot(paths, out_dir: str, ymin=None, target=None) -> list:
+def plot(paths, out_dir: str, ymin=None, target=None, metric: str = "test_accuracy") -> list:
     """Write the figures for ``paths`` into ``out_dir``; returns the files written.
 
     Args:
@@ -34,11 +38,13 @@ def plot(paths, out_dir: str, ymin=None, target=None) -> list:
         out_dir: the folder for the PNG files.
         ymin: the lowest accuracy (%) shown, to zoom on the end of training; None: all points.
         target: a target accuracy (%) drawn as a dashed line; None: no line.
+        metric: ``test_accuracy`` or ``val_loss`` (a language model's runs; ``ymin`` and
+            ``target`` are then losses).
     """
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    runs = [run_points(p) for p in paths]
+    runs = [run_points(p, metric) for p in paths]
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written = []
@@ -57,7 +63,7 @@ def plot(paths, out_dir: str, ymin=None, target=None) -> list:
         if target is not None:
             ax.axhline(target, color="0.4", linestyle="--", linewidth=0.8)
         ax.set_xlabel(xlabel)
-        ax.set_ylabel("test accuracy (%)")
+        ax.set_ylabel(SCORES[metric][0])
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
         fig.tight_layout()

@@ -10,7 +10,7 @@ from hvd_qsparse.bench.variants import BASELINE
 
 
 def row(name, family, algorithm, accuracy, target_s, reduction=1.0):
-    return Row(name, family, algorithm, accuracy=accuracy, steps=10, epochs=1, bits=1000, reduction=reduction,
+    return Row(name, family, algorithm, score=accuracy, steps=10, epochs=1, bits=1000, reduction=reduction,
                wall_s=12.0, train_s=10.0, compress_s=1.0, communicate_s=2.0, target_s=target_s, target_step=5,
                target_bits=500)
 
