@@ -29,6 +29,7 @@ ROWS: List[Tuple[str, Tuple[str, ...]]] = [
     ("dense", ("--compressor", "none", "--local-steps", "1")),
     ("qsparse topk+sign H=1", ("--compressor", "topk+sign", "--ratio", "0.01", "--local-steps", "1")),
     ("qsparse topk+sign H=4", ("--compressor", "topk+sign", "--ratio", "0.01", "--local-steps", "4")),
+    ("qsparse topk+sign H=8", ("--compressor", "topk+sign", "--ratio", "0.01", "--local-steps", "8")),
     ("qsparse topk+qsgd H=4", ("--compressor", "topk+qsgd", "--ratio", "0.01", "--levels", "16",
                                "--local-steps", "4")),
     ("qsparse-async topk+sign H=4", ("--algorithm", "qsparse-async", "--compressor", "topk+sign", "--ratio",
@@ -39,9 +40,14 @@ ROWS: List[Tuple[str, Tuple[str, ...]]] = [
 ]
 
 
+def stem_of(out: Path, model: str, name: str) -> Path:
+    """Where a row's files go: ``<out>/<model>-<row name>``."""
+    return out / f"{model}-{name.replace(' ', '_').replace('=', '')}"
+
+
 def run_row(model: str, name: str, flags, ranks: int, out: Path) -> dict:
     """One training job; its summary (``error`` set when it failed)."""
-    stem = out / f"{model}-{name.replace(' ', '_').replace('=', '')}"
+    stem = stem_of(out, model, name)
     argv = [*MODEL_FLAGS[model], *flags]
     cmd = [shutil.which("mpirun") or "mpirun", "-np", str(ranks), "--oversubscribe", "--bind-to", "none",
            sys.executable, "-m", "hvd_qsparse.jobs.train", "--no-progress", *argv, "--json", f"{stem}.json"]
@@ -50,7 +56,20 @@ def run_row(model: str, name: str, flags, ranks: int, out: Path) -> dict:
         code = subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT, env=run_env(free_port()), cwd=str(ROOT))
     summary = json.loads(Path(f"{stem}.json").read_text()) if code == 0 else {"error": f"exit code {code}"}
     summary.update(row=name, flags=" ".join(argv), seconds=time.perf_counter() - start)
+    Path(f"{stem}.row.json").write_text(json.dumps(summary))
     return summary
+
+
+def finished_rows(out: Path, models: List[str]) -> List[dict]:
+    """Every row run so far into ``out`` for ``models``, in table order (a later run of a row
+    replaces an earlier one, so a table can be completed row by row with ``--rows``)."""
+    rows = []
+    for model in models:
+        for name, _ in ROWS:
+            path = Path(f"{stem_of(out, model, name)}.row.json")
+            if path.exists():
+                rows.append(json.loads(path.read_text()))
+    return rows
 
 
 def score_text(summary: dict, dense: dict) -> Tuple[str, str]:
@@ -84,24 +103,29 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m hvd_qsparse.bench.job_table", description=__doc__.splitlines()[0])
     p.add_argument("--models", default="mlp,resnet,transformer")
     p.add_argument("--ranks", type=int, default=2)
+    p.add_argument("--rows", default="all",
+                   help="comma-separated row names to run (the table shows every row run into --out so far)")
     p.add_argument("--out", default="runs/job_table")
     args = p.parse_args(argv)
     models = args.models.split(",")
     unknown = sorted(set(models) - set(MODEL_FLAGS))
     if unknown:
         p.error(f"--models: unknown {', '.join(unknown)}; accepted: {', '.join(MODEL_FLAGS)}")
+    chosen = [(n, f) for n, f in ROWS if args.rows == "all" or n in args.rows.split(",")]
+    if not chosen:
+        p.error(f"--rows: none of {args.rows!r}; accepted: all, or {', '.join(n for n, _ in ROWS)}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    rows = []
+    failed = 0
     for model in models:
-        for name, flags in ROWS:
-            rows.append(run_row(model, name, flags, args.ranks, out))
-            print(f"{model} {name}: {score_text(rows[-1], rows[-1])[0]} ({rows[-1]['seconds']:.0f} s)",
-                  file=sys.stderr, flush=True)
-    table = markdown(rows)
+        for name, flags in chosen:
+            row = run_row(model, name, flags, args.ranks, out)
+            failed += "error" in row
+            print(f"{model} {name}: {score_text(row, row)[0]} ({row['seconds']:.0f} s)", file=sys.stderr, flush=True)
+    table = markdown(finished_rows(out, models))
     (out / "table.md").write_text(table + "\n")
     print(table)
-    return 0 if all("error" not in r for r in rows) else 1
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -63,7 +63,10 @@ def run_summary(args, comm, opt, model, test_set, wall, task=None) -> dict:
     bits = opt.bits
     per_rank = comm.allgather_object(bits.total_sent, name="summary.bits")
     steps = opt.step_count
-    dense_bits = 32 * opt.flat_numel() * steps
+    # A dense fp32 data-parallel step allreduces d entries and, as DDP does, broadcasts the
+    # buffers this run keeps equal (BatchNorm's statistics): 32 bits per entry of both.
+    buffer_entries = opt.buffers.numel if getattr(opt, "buffers", None) else 0
+    dense_bits = 32 * (opt.flat_numel() + buffer_entries) * steps
     score = _score(task, model, test_set)
     scores = comm.allgather_object(score, name="summary.score")
     spread = max(scores) - min(scores)
@@ -73,7 +76,7 @@ def run_summary(args, comm, opt, model, test_set, wall, task=None) -> dict:
     return {"algorithm": args.algorithm, "setting": run_setting(args), "compressor": args.compressor,
             "ratio": args.ratio, "levels": args.levels, "local_steps": _local_steps(args), "ranks": comm.size(),
             "model": getattr(args, "model", "mlp"), "metric": field, "score_spread": spread,
-            "steps": steps, "parameters": opt.flat_numel(), "test_accuracy": scores[0] if field == "test_accuracy"
+            "steps": steps, "parameters": opt.flat_numel(), "buffer_entries": buffer_entries, "test_accuracy": scores[0] if field == "test_accuracy"
             else None, field: scores[0], "bits_per_rank": per_rank,
             "control_bits_per_rank": comm.allgather_object(bits.total_control, name="summary.control"),
             "analytic_bits_rank0": bits.total_analytic if comm.rank() == 0 else None,
