@@ -74,6 +74,8 @@ class QsparseState:
                              f"this optimizer uses {self.compressor.name!r}")
         mine = {"compressor_params": self.compressor.params(), "local_steps": self.local_steps,
                 "warmup_steps": self.warmup_steps, "fusion": self.fusion}
+        # Checkpoints from before fusion existed kept one memory per tensor.
+        state = {"fusion": "tensor", **state}
         for key, value in mine.items():
             if key in state and state[key] != value:
                 raise ValueError(f"checkpoint was written with {key}={state[key]!r}, this optimizer has "

@@ -73,3 +73,11 @@ def test_a_checkpoint_of_the_other_fusion_mode_is_refused():
     alone = QsparseState(create("topk", ratio=0.1), fusion="tensor")
     with pytest.raises(ValueError, match="fusion"):
         alone.load_state_dict(fused.state_dict())
+
+
+def test_a_checkpoint_from_before_fusion_counts_as_per_tensor():
+    old = QsparseState(create("topk", ratio=0.1), fusion="tensor").state_dict()
+    del old["fusion"]
+    QsparseState(create("topk", ratio=0.1), fusion="tensor").load_state_dict(old)
+    with pytest.raises(ValueError, match="fusion='tensor'"):
+        QsparseState(create("topk", ratio=0.1), fusion="bucket").load_state_dict(old)
