@@ -17,7 +17,8 @@ def decode_own(compressor, messages: Sequence) -> torch.Tensor:
     """This rank's payloads as one flat fp32 vector (what a dense allreduce then sums), taken
     from their selections (``Message.dense``)."""
     parts = [m.dense(compressor) for m in messages]
-    return torch.cat(parts) if parts else torch.zeros(0)
+    device = messages[0].payload.device if messages else "cpu"
+    return torch.cat(parts) if parts else torch.zeros(0, device=device)
 
 
 def dense_sum(comm, compressor, messages: Sequence, name: str,
@@ -25,7 +26,7 @@ def dense_sum(comm, compressor, messages: Sequence, name: str,
     """``(sums per message, every rank's flag or None, bytes this rank sent)``."""
     buf = decode_own(compressor, messages)
     if flag is not None:
-        flags = torch.zeros(comm.size, dtype=torch.float32)
+        flags = torch.zeros(comm.size, dtype=torch.float32, device=buf.device)
         flags[comm.rank] = float(flag)
         buf = torch.cat([buf, flags])
     summed = comm.synchronize(comm.allreduce_async(buf, name=f"{name}.joined"))

@@ -29,7 +29,7 @@ class ParameterServerExchange(TwoPassExchange):
         send = join_parts([m.payload for m in messages])
         splits = torch.tensor([send.numel() if r == ROOT else 0 for r in range(size)], dtype=torch.int32)
         received, _ = self.comm.alltoall(send, splits=splits, name=f"{name}.workers")
-        result = ServerRound(update=torch.empty(0), sent_bytes=send.numel(),
+        result = ServerRound(update=torch.empty(0, device=send.device), sent_bytes=send.numel(),
                              analytic_bits=self.worker_analytic_bits(messages))
         if rank == ROOT:
             reply_buf = self._serve_all(received.view(size, send.numel()), messages, sizes, result)
