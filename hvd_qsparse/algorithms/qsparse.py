@@ -230,12 +230,14 @@ class QsparseLocalSGD(WrappedOptimizer):
 
     @torch.no_grad()
     def load_synchronized_model(self) -> None:
-        """Copy x̂, the model every rank agrees on, into the parameters (for evaluation at the
-        end of training when the last steps were local). A no-op when nothing was synchronized
+        """Copy x̂, the model every rank agrees on, into the parameters, and the buffers of the
+        last average into tracked buffers (for evaluation at the end of training when the last
+        steps were local). A no-op when nothing was synchronized
         by model averaging (H = 1 keeps parameters identical on every rank anyway)."""
         for name, param in self.named_params:
             if name in self.local_sgd_state.x_hat:
                 param.copy_(self.local_sgd_state.x_hat[name])
+        self.buffers.restore_synced()
 
     # --- the training job's flags ---------------------------------------------------------
     @classmethod

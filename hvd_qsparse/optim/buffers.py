@@ -36,6 +36,8 @@ class BufferSync:
         self.comm = comm
         self.named: List[Tuple[str, torch.Tensor]] = [(n, b) for n, b in named_buffers if b.is_floating_point()]
         self._serial = 0
+        #: the buffers as the last average left them (the companion of x̂), or None
+        self.synced = None
 
     def __bool__(self) -> bool:
         return bool(self.named)
@@ -62,9 +64,16 @@ class BufferSync:
             return
         flat = self._flat()
         total = self.comm.allreduce(flat, name=self._name("average"))
-        self._write(total.div_(self.comm.size))
+        self.synced = total.div_(self.comm.size)
+        self._write(self.synced)
         nbits = 32 * flat.numel()
         bits.record(step, nbits, nbits, nbits, received=nbits)
+
+    def restore_synced(self) -> None:
+        """Put back the buffers of the last average (no communication): local steps after it
+        moved each rank's own, and the model every rank agrees on is x̂ with these."""
+        if self.synced is not None:
+            self._write(self.synced)
 
     def _flat(self) -> torch.Tensor:
         return torch.cat([b.detach().reshape(-1).float() for _, b in self.named])

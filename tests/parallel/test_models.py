@@ -9,8 +9,8 @@ from conftest import mpirun_command, run_command, run_ranks
 pytestmark = pytest.mark.timeout(400)
 
 
-@pytest.mark.parametrize("algorithm,local_steps", [("qsparse", 1), ("qsparse", 3), ("risgd", 3),
-                                                   ("doublesqueeze", 1), ("gdsec", 1)])
+@pytest.mark.parametrize("algorithm,local_steps", [("qsparse", 1), ("qsparse", 3), ("qsparse", 4), ("risgd", 3),
+                                                   ("risgd", 4), ("doublesqueeze", 1), ("gdsec", 1)])
 def test_buffers_identical_across_ranks_after_every_sync(algorithm, local_steps):
     out = run_ranks("buffer_sync.py", 2, [algorithm, local_steps, 1])
     assert out.count("OK") == 2, out

@@ -54,6 +54,10 @@ def main(algorithm: str, local_steps: int, track: bool):
         differed |= not same
     if not track:
         assert differed, "untracked buffers should follow each rank's own data"
+    else:  # local steps after the last sync moved each rank's buffers: the agreed model brings them back
+        opt.load_synchronized_model()
+        rows = gathered_buffers(model, "end")
+        assert all(torch.equal(rows[0], row) for row in rows), "buffers differ after load_synchronized_model"
     print(f"rank {hvd.rank()}: OK {algorithm} H={local_steps} track={track}", flush=True)
 
 
