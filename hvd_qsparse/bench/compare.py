@@ -146,7 +146,11 @@ def header(args, argv) -> list:
              f"lr {args.lr or 'default'} momentum {args.momentum or 'default'}, seed {args.seed}; topk ratio "
              f"{args.ratio}, QSGD levels "
              f"{args.levels}, PowerSGD rank {args.powersgd_rank}; evaluation every {args.eval_every} steps; "
-             f"target {100 * args.target:g}%")]
+             f"target {_target_text(args)}")]
+
+
+def _target_text(args) -> str:
+    return f"validation loss {args.target:g}" if args.model == "transformer" else f"{100 * args.target:g}%"
 
 
 def _machine() -> str:
