@@ -25,6 +25,13 @@ CASES = [("launch/mpirun.sh", "SIGINT"), ("launch/mpirun.sh", "SIGTERM"), ("laun
          ("launch/train.sh", "SIGTERM"), ("launch/train_elastic.sh", "SIGINT")]
 
 
+def _default_sigint() -> None:
+    """SIGINT as a terminal's Ctrl-C finds it. A test run started in the background (``cmd &``)
+    inherits SIGINT ignored, and bash cannot trap a signal ignored when it started, so the launch
+    script would never see it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def metric_rows(path) -> list:
     if not path.exists():
         return []
@@ -49,7 +56,7 @@ def test_a_signal_to_the_launch_script_ends_every_rank(script, signame, tmp_path
         env.pop(name, None)
     with open(log, "w") as out:
         proc = subprocess.Popen(["bash", script, *flags], cwd=str(ROOT), env=env, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+                                stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_default_sigint)
     job = set()
     try:
         deadline = time.monotonic() + 120

@@ -36,7 +36,7 @@ def test_metrics_rows_match_the_summary_and_plot(tmp_path):
     assert [r["bits"] > 0 for r in sparse_rows] == [(s + 1) % 4 == 0 for s in range(sparse["steps"])]
     assert any((tmp_path / "tb").glob("events.out.tfevents.*"))
     meta, _ = read_metrics(str(tmp_path / "dense.jsonl"))
-    assert meta["label"] == "qsparse none H=1 exchange=auto"  # the summary's setting line
+    assert meta["label"] == "qsparse none H=1 exchange=auto fusion=bucket"  # the summary's setting line
     for png in plot([str(tmp_path / "dense.jsonl"), str(tmp_path / "sparse.csv")], str(tmp_path / "plots"),
                     ymin=50, target=95):
         assert open(png, "rb").read(8) == b"\x89PNG\r\n\x1a\n"

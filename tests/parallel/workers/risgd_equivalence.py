@@ -85,7 +85,8 @@ def check_data_placement(y):
 def check_compressed_average(x, y, tau=3):
     model = make_model()
     opt = risgd(model, compressor="topk+sign", ratio=0.25, local_steps=tau, redundancy=2)
-    payload_bits = 8 * sum(opt.local_sgd_state.compressor.payload_nbytes(p.numel()) for p in model.parameters())
+    payload_bits = 8 * sum(opt.local_sgd_state.compressor.payload_nbytes(g.numel)  # one payload per fused bucket
+                           for g in opt.fusion.groups(opt.named_params))
     for t, batch in enumerate(batches_of(opt, y, 1)):
         step(model, opt, x, y, batch)
         if (t + 1) % tau:
