@@ -48,13 +48,13 @@ def one_round(window: Window, rank: int, size: int, pushes: int, rnd: random.Ran
     return total
 
 
-def main(rounds: int, pushes: int):
-    hvd.init()
+def run_rounds(window, rounds: int, pushes: int, seed: int, modulus: int) -> None:
+    """``rounds`` rounds from a fresh start vector: every rank's pushes, then the host's vector and
+    counter must hold exactly the start plus every push (no update lost or torn)."""
     rank, size = hvd.rank(), hvd.size()
-    window = Window(FlatLayout([("x", (D,))]), host_rank=size - 1, counters=1)
-    rnd = random.Random(100 + rank)
+    rnd = random.Random(seed + rank)
     for r in range(rounds):
-        start = torch.arange(D, dtype=torch.float32).remainder(7)
+        start = torch.arange(D, dtype=torch.float32).remainder(modulus)
         start[D - size:] = 0
         if rank == 0:
             with window.lock(exclusive=True):
@@ -71,6 +71,13 @@ def main(rounds: int, pushes: int):
         assert torch.equal(final, expected), f"round {r}: max diff {(final - expected).abs().max()}"
         assert int(count[0]) == size * pushes, f"round {r}: counter {int(count[0])}"
         window.barrier()
+
+
+def main(rounds: int, pushes: int):
+    hvd.init()
+    rank, size = hvd.rank(), hvd.size()
+    window = Window(FlatLayout([("x", (D,))]), host_rank=size - 1, counters=1)
+    run_rounds(window, rounds, pushes, seed=100, modulus=7)
     window.free()
     assert window.freed and MPI.Is_initialized()
     print(f"rank {rank}: OK {rounds} rounds x {pushes} pushes", flush=True)
