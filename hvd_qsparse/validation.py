@@ -65,3 +65,25 @@ def check_xi(xi, name: str = "xi") -> float:
         raise ValueError(f"{name} must be a finite number >= 0 (threshold scale; 0 = plain distributed "
                          f"gradient descent), got {xi!r}")
     return float(xi)
+
+
+def check_decay(decay, name: str = "memory_decay") -> float:
+    """An error-feedback memory decay β, a number in (0, 1], or a ValueError naming ``name``."""
+    if isinstance(decay, bool) or not isinstance(decay, (int, float)) or not 0.0 < float(decay) <= 1.0:
+        raise ValueError(f"{name} must be a number in (0, 1] (factor on the error-feedback memory before "
+                         f"it is added; 1 = no decay), got {decay!r}")
+    return float(decay)
+
+
+def check_fraction(value, name: str, meaning: str) -> float:
+    """A number in [0, 1), or a ValueError naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= float(value) < 1.0:
+        raise ValueError(f"{name} must be a number in [0, 1) ({meaning}), got {value!r}")
+    return float(value)
+
+
+def check_positive(value, name: str, meaning: str) -> float:
+    """A finite number > 0, or a ValueError naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a finite number > 0 ({meaning}), got {value!r}")
+    return float(value)

@@ -47,18 +47,32 @@ class RISGD(QsparseLocalSGD):
         num_chunks: p; None takes the number of workers when the sampler is made.
         non_iid: label-sorted chunks (each worker sees few classes; where redundancy helps).
         commit_every: sync rounds between elastic commits.
-        warmup_steps, seed, exchange, bucket_cap_numel, fusion: as for ``QsparseLocalSGD``.
+        warmup_steps, seed, exchange, bucket_cap_numel, fusion, memory_decay, outer_optimizer,
+            outer_lr, outer_momentum: as for ``QsparseLocalSGD``.
+        sync_delay, mixing, fragments: only their defaults (0, 0.0, 1): an elastic commit needs
+            every replica equal at the end of each round, which a delayed, mixed or fragmented
+            round does not give.
     """
 
     def __init__(self, optimizer, named_parameters=None, compressor="none", ratio: Optional[float] = None,
                  levels: Optional[int] = None, local_steps: int = 4, redundancy: int = 1,
                  num_chunks: Optional[int] = None, non_iid: bool = False, commit_every: int = 1,
                  warmup_steps: int = 0, seed: int = 0, exchange: str = "auto", bucket_cap_numel: int = 1 << 22,
-                 fusion: str = "bucket", options=None):
+                 fusion: str = "bucket", memory_decay: float = 1.0, sync_delay: int = 0, mixing: float = 0.0,
+                 fragments: int = 1, outer_optimizer=None, outer_lr: float = 0.7, outer_momentum: float = 0.9,
+                 options=None):
+        streaming = {"sync_delay (--sync-delay)": (sync_delay, 0), "mixing (--mixing)": (mixing, 0.0),
+                     "fragments (--fragments)": (fragments, 1)}
+        for name, (value, default) in streaming.items():
+            if value != default:
+                raise ValueError(f"{name} must be {default} for RI-SGD (its elastic commits need every replica "
+                                 f"equal at each round's end), got {value!r}; use --algorithm qsparse")
         self._placement = (redundancy, num_chunks, non_iid, commit_every)
         super().__init__(optimizer, named_parameters, compressor=compressor, ratio=ratio, levels=levels,
                          local_steps=local_steps, warmup_steps=warmup_steps, seed=seed, exchange=exchange,
-                         bucket_cap_numel=bucket_cap_numel, fusion=fusion, options=options)
+                         bucket_cap_numel=bucket_cap_numel, fusion=fusion, memory_decay=memory_decay,
+                         outer_optimizer=outer_optimizer, outer_lr=outer_lr, outer_momentum=outer_momentum,
+                         options=options)
 
     def _new_algorithm_state(self) -> RiSGDState:
         return RiSGDState(super()._new_algorithm_state(), *self._placement)

@@ -5,7 +5,12 @@ For a vector v to send through a compressor C with decoder D, per tensor name:
     p = C(v + m);    m ← v + m − D(p);    send p.
 
 Invariant, exact up to float rounding: D(p) + m_new = v + m_old. Nothing is lost, only
-delayed. One instance serves a worker pass; a second instance serves a server pass
+delayed.
+
+With a decay β ∈ (0, 1] (SparseLoCo, Sarfi et al., arXiv 2508.15706) the memory fades before it
+is added, p = C(v + β·m), m ← v + β·m − D(p), so the invariant reads D(p) + m_new = v + β·m_old;
+β = 1 is the rule above. SparseLoCo uses it in place of an outer momentum: the residual then
+acts as a momentum of the model changes that were not yet sent. One instance serves a worker pass; a second instance serves a server pass
 (DoubleSqueeze's δ̄), since the rule is the same.
 """
 from typing import Dict, NamedTuple, Optional, Tuple
@@ -14,6 +19,7 @@ import torch
 
 from hvd_qsparse.compression import Compressor, Context, NonFiniteInputError
 from hvd_qsparse.ops import Selection
+from hvd_qsparse.validation import check_decay
 
 
 class Compressed(NamedTuple):
@@ -29,11 +35,15 @@ class Compressed(NamedTuple):
 class ErrorFeedback:
     """Per-tensor residual memories, created as zeros on first use.
 
+    Args:
+        decay: β, the factor applied to a memory before it is added (1.0: no decay).
+
     Attributes:
         memory: tensor name → residual, same shape as the tensor, fp32.
     """
 
-    def __init__(self):
+    def __init__(self, decay: float = 1.0):
+        self.decay = check_decay(decay)
         self.memory: Dict[str, torch.Tensor] = {}
 
     def compress(self, name: str, value: torch.Tensor, compressor: Compressor, seed: Optional[int] = None,
@@ -78,10 +88,13 @@ class ErrorFeedback:
             return Compressed(*compressor.compress_selected(zeros, seed=seed, stream=stream), False)
 
     def _memory_for(self, name: str, value: torch.Tensor) -> Optional[torch.Tensor]:
+        """β·m for ``name`` (a new tensor when β < 1: the stored memory is never written into)."""
         mem = self.memory.get(name)
         if mem is not None and mem.shape != value.shape:
             raise ValueError(f"error feedback for {name!r}: memory has shape {tuple(mem.shape)}, "
                              f"the tensor has {tuple(value.shape)}")
+        if mem is not None and self.decay != 1.0:
+            mem = mem * self.decay
         return mem
 
     def snapshot(self) -> Dict[str, torch.Tensor]:

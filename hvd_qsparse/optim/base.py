@@ -280,11 +280,13 @@ class WrappedOptimizer(TorchStateFormat, ComposedOptimizer):
 
     #: options that change nothing the run computes or sends, left out of its setting line
     bookkeeping_options = ("seed",)
+    #: options left out of the setting line when they hold these values
+    quiet_defaults: dict = {}
 
     @classmethod
     def describe_setting(cls, options: dict) -> str:
         """One line for this algorithm's options, e.g. ``topk+sign(ratio=0.01) H=8``."""
-        return describe_setting(options, cls.bookkeeping_options)
+        return describe_setting(options, cls.bookkeeping_options, cls.quiet_defaults)
 
     @classmethod
     def add_arguments(cls, group) -> None:
