@@ -2,7 +2,8 @@
 # One-time, idempotent set-up of everything hvd_qsparse needs on a fresh Debian machine:
 # Debian's OpenMPI, a virtual environment in the repo (.venv), the local PyTorch 2.13 CPU
 # wheel, Horovod 0.28.1 built from its sdist (wheel cached outside the repo so later clones
-# and runs never rebuild it), mpi4py, and the project itself (editable).
+# and runs never rebuild it), mpi4py, torchft 0.2.0 (the benchmark's torchft-diloco peer), and
+# the project itself (editable).
 #
 # Usage: bash launch/setup.sh        (prints the venv's python path on its last line)
 # Env:   HVD_QSPARSE_CACHE  where the built Horovod wheel is kept (default ~/.cache/hvd_qsparse)
@@ -44,7 +45,7 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 }
 
-DEPS="numpy mpi4py>=4 scikit-learn mlxtend tqdm matplotlib tensorboard pytest pytest-timeout cloudpickle psutil pyyaml packaging cffi"
+DEPS="numpy mpi4py>=4 scikit-learn mlxtend tqdm matplotlib tensorboard pytest pytest-timeout cloudpickle psutil pyyaml packaging cffi torchft==0.2.0"
 # CuPy's CUDA 13 wheel needs numpy below 2.6
 [ "$GPU" = 1 ] && DEPS="$DEPS cupy-cuda13x numpy<2.6"
 

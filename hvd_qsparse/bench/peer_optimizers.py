@@ -5,7 +5,7 @@ The benchmark runs Horovod's own ``hvd.DistributedOptimizer`` and PyTorch's
 communication hook, and with ``PostLocalSGDOptimizer``) unchanged; these classes only wrap them by composition and expose
 what the training job's recorder and summary read from our optimizers: ``bits`` (a
 ``comm.BitCounter``), ``step_count``, ``timer``, ``flat_numel()`` and
-``load_synchronized_model()``, plus ``module`` (what the forward pass goes through).
+``load_synchronized_model()``, ``close()``, plus ``module`` (what the forward pass goes through).
 
 A peer's bits for a step are the bytes of the buffers it hands to a collective, times 8, the
 convention of ``comm.accounting``:
@@ -90,6 +90,9 @@ class PeerOptimizer(ABC):
 
     def load_synchronized_model(self) -> None:
         """A no-op: the replicas of a synchronous peer agree after every step."""
+
+    def close(self) -> None:
+        """Release what the peer started itself (a no-op here; torchft's DiLoCo stops its servers)."""
 
     def record(self, sent_bits: int, dense_numel: int) -> None:
         """Add ``sent_bits`` handed to a collective at the current step (the exact figure is

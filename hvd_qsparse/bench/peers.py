@@ -16,16 +16,21 @@ one), so a peer's summary scores rank 0's model and reports the spread across ra
 ``ddp-bf16``        DDP with ``bf16_compress_hook``
 ``ddp-powersgd``    DDP with the PowerSGD hook, rank ``--powersgd-rank``
 ``ddp-postlocalsgd``  DDP with ``post_localSGD_hook`` + ``PostLocalSGDOptimizer``, period ``--local-steps``
+``torchft-diloco``  torchft 0.2.0's ``DiLoCo``, ``sync_every`` = ``--local-steps``, outer Nesterov SGD
+                    (``--outer-lr``, ``--outer-momentum``); one replica group per rank
 ==================  =========================================================================
 
 Horovod peers call ``hvd.init()``; DDP peers take their rank and size from mpirun
 (``OMPI_COMM_WORLD_RANK``/``_SIZE``) and meet at ``MASTER_ADDR``:``MASTER_PORT`` (set
-``GLOO_SOCKET_IFNAME`` to pin gloo to an interface). The bits each peer sends are counted from
+``GLOO_SOCKET_IFNAME`` to pin gloo to an interface). ``torchft-diloco`` takes the same
+variables: rank 0 hosts torchft's lighthouse at ``MASTER_ADDR``:``MASTER_PORT`` and Gloo
+follows ``GLOO_SOCKET_IFNAME`` (see ``torchft_peer``). The bits each peer sends are counted from
 the buffers it hands to its collectives (see ``peer_optimizers``); the summary says so under
 ``bits_source``.
 """
 import argparse
 import functools
+import hashlib
 import os
 import sys
 import time
@@ -70,13 +75,20 @@ def _postlocalsgd(model, optimizer, args):
     return PostLocalSGDPeer(model, optimizer, period=args.local_steps, warmup=args.warmup_steps)
 
 
+def _torchft_diloco(model, optimizer, args):
+    # Imported here: torchft is needed by this peer only.
+    from hvd_qsparse.bench.torchft_peer import TorchFTDiLoCoPeer
+    return TorchFTDiLoCoPeer(model, optimizer, sync_every=args.local_steps, outer_lr=args.outer_lr,
+                             outer_momentum=args.outer_momentum)
+
+
 @dataclass(frozen=True)
 class PeerSpec:
     """One peer: the names its summary carries, its backend and how it wraps the optimizer."""
 
     algorithm: str
     compressor: str
-    backend: str                     # "horovod" or "gloo"
+    backend: str                     # "horovod", "gloo" or "torchft" (torchft's own process groups)
     build: Callable                  # (model, torch optimizer, args) -> PeerOptimizer
     setting: str                     # the summary's setting line, formatted with the flags
     periodic: bool = False           # --local-steps is its averaging period
@@ -91,6 +103,9 @@ PEERS = {
     "ddp-powersgd": PeerSpec("ddp", "powersgd", "gloo", _powersgd, "powersgd rank={powersgd_rank}"),
     "ddp-postlocalsgd": PeerSpec("ddp", "postlocalsgd", "gloo", _postlocalsgd, "postlocalsgd H={local_steps}",
                                  periodic=True),
+    "torchft-diloco": PeerSpec("diloco", "none", "torchft", _torchft_diloco,
+                               "torchft diloco H={local_steps} outer lr={outer_lr} m={outer_momentum}",
+                               periodic=True),
 }
 
 
@@ -107,11 +122,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--schedule", default="constant", choices=SCHEDULES)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--local-steps", type=int, default=1,
-                   help="ddp-postlocalsgd: steps between model averages (1 for every other peer)")
+                   help="ddp-postlocalsgd: steps between model averages; torchft-diloco: inner steps between "
+                        "outer steps (1 for every other peer)")
     p.add_argument("--warmup-steps", type=int, default=0,
                    help="ddp-postlocalsgd: steps of gradient allreduce first; ddp-powersgd: plain allreduce "
                         "for max(2, N) steps (PyTorch needs 2 with error feedback)")
     p.add_argument("--powersgd-rank", type=int, default=4, help="ddp-powersgd: matrix_approximation_rank")
+    p.add_argument("--outer-lr", type=float, default=0.7, help="torchft-diloco: the outer Nesterov SGD's rate")
+    p.add_argument("--outer-momentum", type=float, default=0.9, help="torchft-diloco: the outer SGD's momentum")
     p.add_argument("--json", metavar="PATH", help="write the summary as JSON (rank 0)")
     p.add_argument("--bits-log", metavar="PATH", help="per-step bits of every rank as JSON lines (rank 0)")
     p.add_argument("--metrics", metavar="PATH", help="per-step metrics, .jsonl or .csv (rank 0)")
@@ -136,9 +154,13 @@ def parse_args(argv=None) -> argparse.Namespace:
             parser.error(f"{flag} must be an integer >= {low}, got {value}")
     if not args.lr > 0:
         parser.error(f"--lr must be > 0, got {args.lr}")
+    if not args.outer_lr > 0:
+        parser.error(f"--outer-lr must be > 0, got {args.outer_lr}")
+    if not 0 <= args.outer_momentum < 1:
+        parser.error(f"--outer-momentum must be in [0, 1), got {args.outer_momentum}")
     if args.local_steps != 1 and not spec.periodic:
-        parser.error(f"--local-steps applies to ddp-postlocalsgd only (--peer {args.peer} talks every step), "
-                     f"got {args.local_steps}")
+        parser.error(f"--local-steps applies to ddp-postlocalsgd and torchft-diloco only "
+                     f"(--peer {args.peer} talks every step), got {args.local_steps}")
     if args.metrics:
         try:
             check_path(args.metrics)
@@ -179,7 +201,8 @@ def init_backend(backend: str, timeout_s: float = 300.0):
     """Start the peer's communication; returns its ``hvd``-like object.
 
     Raises:
-        ValueError: a gloo peer not started by mpirun, or without ``MASTER_ADDR``/``MASTER_PORT``.
+        ValueError: a gloo or torchft peer not started by mpirun, or without
+            ``MASTER_ADDR``/``MASTER_PORT``.
     """
     if backend == "horovod":
         import horovod.torch as hvd
@@ -188,7 +211,10 @@ def init_backend(backend: str, timeout_s: float = 300.0):
     missing = [k for k in ("OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
                if k not in os.environ]
     if missing:
-        raise ValueError(f"DDP peers run under mpirun with MASTER_ADDR and MASTER_PORT set; missing: {missing}")
+        raise ValueError(f"DDP and torchft peers run under mpirun with MASTER_ADDR and MASTER_PORT set; "
+                         f"missing: {missing}")
+    if backend == "torchft":
+        return MPIComm()  # the peer starts torchft's lighthouse, managers and process groups
     torch.distributed.init_process_group("gloo", rank=int(os.environ["OMPI_COMM_WORLD_RANK"]),
                                          world_size=int(os.environ["OMPI_COMM_WORLD_SIZE"]),
                                          timeout=timedelta(seconds=timeout_s))
@@ -224,8 +250,19 @@ def train(args: argparse.Namespace, comm) -> dict:
         recorder.log.close()
     peer.load_synchronized_model()
     summary = run_summary(args, comm, peer, model, test_set, wall, task)
-    summary.update(peer=args.peer, label=args.label, bits_source=BITS_SOURCE)
+    summary.update(peer=args.peer, label=args.label, bits_source=BITS_SOURCE,
+                   parameters_agree=_parameters_agree(comm, peer))
+    peer.close()
     return summary
+
+
+def _parameters_agree(comm, peer) -> bool:
+    """Whether every rank ends with bitwise the same trained parameters (a digest of each rank's
+    bytes: the score spread can be 0 for models that differ)."""
+    digest = hashlib.sha256()
+    for p in peer.params:
+        digest.update(p.detach().cpu().contiguous().numpy().tobytes())
+    return len(set(comm.allgather_object(digest.hexdigest(), name="summary.digest"))) == 1
 
 
 def main(argv=None) -> int:
@@ -250,6 +287,8 @@ def main(argv=None) -> int:
     if spec.backend == "gloo":
         comm.world.Barrier()
         torch.distributed.destroy_process_group()
+    if spec.backend in ("gloo", "torchft"):
+        # torchft too: its Rust runtime's and Gloo's threads must not meet Python's finalization.
         _leave_without_finalizing()
     return 0
 

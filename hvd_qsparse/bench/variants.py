@@ -15,7 +15,12 @@ Settings chosen here (and why):
 - RI-SGD with q = 1, 2 chunks per worker, τ = 8, plain fp32 model averages (the paper's
   method): on the i.i.d. split every variant shares, q = 2 shows the price of redundancy.
   Its epoch is a pass over a worker's q chunks, so q = 2 takes twice the steps per epoch.
-- PostLocalSGD with period 8, like our H = 8; PowerSGD at rank ``--powersgd-rank``.
+- PostLocalSGD with period 8, like our H = 8, and 32; PowerSGD at rank ``--powersgd-rank``.
+- The DiLoCo family at H = 8, 32, 128: torchft 0.2.0's own DiLoCo (dense fp32 pseudo-gradients,
+  outer Nesterov lr 0.7, momentum 0.9); Qsparse with the same outer optimizer; SparseLoCo's
+  recipe (top-k + sign, memory decay 0.95, the plain outer rule); the streaming variants with
+  a one-step sync delay, whole and in 4 fragments. ``no-comm`` runs local steps that never
+  synchronize: the step time with no communication at all (its score means nothing).
 """
 import fnmatch
 from dataclasses import dataclass
@@ -46,8 +51,9 @@ class Variant:
     flags: Tuple[str, ...]
 
 
-def _ours(name: str, algorithm: str, *flags: str) -> Variant:
-    return Variant(name, "ours", algorithm, TRAIN, ("--algorithm", algorithm, "--no-progress", *flags))
+def _ours(name: str, algorithm: str, *flags: str, group: str = "") -> Variant:
+    """A run of ``--algorithm algorithm``, grouped for "at its best" under ``group`` (default: the algorithm)."""
+    return Variant(name, "ours", group or algorithm, TRAIN, ("--algorithm", algorithm, "--no-progress", *flags))
 
 
 def _peer(name: str, peer: str, *flags: str) -> Variant:
@@ -68,6 +74,18 @@ VARIANTS: Tuple[Variant, ...] = (
     _ours("doublesqueeze-sign", "doublesqueeze", "--compressor", "sign"),
     _ours("doublesqueeze-topk", "doublesqueeze", "--compressor", "topk"),
     *(_ours(f"gdsec-xi{xi}", "gdsec", "--xi", str(xi), "--beta", "1") for xi in (10, 20)),
+    _peer("ddp-postlocalsgd-H32", "ddp-postlocalsgd", "--local-steps", "32"),
+    *(_peer(f"torchft-diloco-H{h}", "torchft-diloco", "--local-steps", str(h)) for h in (8, 32, 128)),
+    *(_ours(f"qsparse-nesterov-topk+sign-H{h}", "qsparse", "--compressor", "topk+sign", "--local-steps",
+            str(h), "--outer", "nesterov", group="qsparse-outer") for h in (8, 32, 128)),
+    _ours("sparseloco-topk+sign-H32", "qsparse", "--compressor", "topk+sign", "--local-steps", "32",
+          "--memory-decay", "0.95", group="sparseloco"),
+    _ours("qsparse-nesterov-topk+sign-H32-delay1", "qsparse", "--compressor", "topk+sign",
+          "--local-steps", "32", "--outer", "nesterov", "--sync-delay", "1", group="qsparse-streaming"),
+    _ours("qsparse-nesterov-topk+sign-H32-delay1-F4", "qsparse", "--compressor", "topk+sign",
+          "--local-steps", "32", "--outer", "nesterov", "--sync-delay", "1", "--fragments", "4",
+          group="qsparse-streaming"),
+    _ours("no-comm", "qsparse", "--compressor", "none", "--local-steps", "1000000", group="no-comm"),
     _ours("risgd-q1-H8", "risgd", "--compressor", "none", "--local-steps", "8", "--redundancy", "1"),
     _ours("risgd-q2-H8", "risgd", "--compressor", "none", "--local-steps", "8", "--redundancy", "2"),
 )

@@ -33,9 +33,11 @@ from hvd_qsparse.workloads.models import accuracy, digits_mlp
 log = logging.getLogger("hvd_qsparse.jobs.train_elastic")
 
 #: the training job's flags this job has no use for (it writes no per-step rows and slows no
-#: rank down): refused when given, never ignored
+#: rank down, or needs state a joining worker cannot be given): refused when given, never ignored
 NOT_IN_ELASTIC = ("metrics", "tensorboard", "label", "straggler_rank", "straggler_sleep", "model", "optimizer", "device",
-                  "amp", "buffers", "schedule")
+                  "amp", "buffers", "schedule",
+                  # a worker that joins has no outer momentum to take: x̂ would differ across ranks
+                  "outer", "outer_lr", "outer_momentum")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -54,7 +56,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         own.error(f"--algorithm must be risgd in the elastic job, got {args.algorithm!r}")
     unused = [f"--{dest.replace('_', '-')}" for dest in NOT_IN_ELASTIC if dest in args.given]
     if unused:
-        own.error(f"{', '.join(unused)}: not used by the elastic job (no per-step rows, no straggler); drop them")
+        own.error(f"{', '.join(unused)}: not used by the elastic job (no per-step rows, no straggler, no outer optimizer); drop them")
     if mine.eval_every < 0:
         own.error(f"--eval-every must be an integer >= 0 (rounds; 0: no evaluation), got {mine.eval_every}")
     if mine.target_accuracy is not None and not (0 < mine.target_accuracy <= 1 and mine.eval_every > 0):

@@ -93,6 +93,7 @@ def test_flags_reach_the_optimizer():
     (["--eval-every", "2", "--target-accuracy", "1.5"], "--target-accuracy"),
     (["--stop-at-target"], "needs --target-accuracy"), (["--algorithm", "qsparse"], "must be risgd"),
     (["--metrics", "m.csv"], "--metrics: not used by the elastic job"),
+    (["--outer", "nesterov"], "--outer: not used by the elastic job"),
     (["--straggler-rank", "1", "--label", "x"], "--label, --straggler-rank: not used"),
 ])
 def test_elastic_job_bad_flags(capsys, flags, needle):
