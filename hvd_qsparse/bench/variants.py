@@ -19,7 +19,8 @@ Settings chosen here (and why):
 - The DiLoCo family at H = 8, 32, 128: torchft 0.2.0's own DiLoCo (dense fp32 pseudo-gradients,
   outer Nesterov lr 0.7, momentum 0.9); Qsparse with the same outer optimizer; SparseLoCo's
   recipe (top-k + sign, memory decay 0.95, the plain outer rule); the streaming variants with
-  a one-step sync delay, whole and in 4 fragments. ``no-comm`` runs local steps that never
+  a one-step sync delay, whole and in 4 fragments; and this library's own DiLoCo (the identity
+  compressor with the outer Nesterov optimizer), a check against torchft's. ``no-comm`` runs local steps that never
   synchronize: the step time with no communication at all (its score means nothing).
 """
 import fnmatch
@@ -78,6 +79,8 @@ VARIANTS: Tuple[Variant, ...] = (
     *(_peer(f"torchft-diloco-H{h}", "torchft-diloco", "--local-steps", str(h)) for h in (8, 32, 128)),
     *(_ours(f"qsparse-nesterov-topk+sign-H{h}", "qsparse", "--compressor", "topk+sign", "--local-steps",
             str(h), "--outer", "nesterov", group="qsparse-outer") for h in (8, 32, 128)),
+    *(_ours(f"qsparse-nesterov-none-H{h}", "qsparse", "--compressor", "none", "--local-steps", str(h), "--outer",
+            "nesterov", group="diloco-ours") for h in (8, 32)),
     _ours("sparseloco-topk+sign-H32", "qsparse", "--compressor", "topk+sign", "--local-steps", "32",
           "--memory-decay", "0.95", group="sparseloco"),
     _ours("qsparse-nesterov-topk+sign-H32-delay1", "qsparse", "--compressor", "topk+sign",
