@@ -5,12 +5,10 @@ e_m, the server's view and θ^{k−1}.
 """
 import sys
 
-import horovod.torch as hvd
 import torch
-from common import flat_params, make_model, train_steps
+from common import flat_params, make_model, run_resume_mode
 
 import hvd_qsparse
-from hvd_qsparse import load_checkpoint, save_checkpoint
 
 
 def build():
@@ -20,22 +18,9 @@ def build():
     return model, opt
 
 
-def main(mode, *rest):
-    hvd.init()
-    rank = hvd.rank()
-    model, opt = build()
-    if mode == "resume":
-        load_checkpoint(f"{rest[0]}.{rank}", model, opt)
-        train_steps(model, opt, rank, opt.step_count, int(rest[1]))
-        torch.save({"params": flat_params(model), "bits": opt.bits.total_sent}, f"{rest[2]}.{rank}")
-        return
-    opt.broadcast_state()
-    train_steps(model, opt, rank, 0, int(rest[0]))
-    if mode == "part":
-        save_checkpoint(f"{rest[1]}.{rank}", model, opt)
-    else:
-        torch.save({"params": flat_params(model), "bits": opt.bits.total_sent}, f"{rest[1]}.{rank}")
+def params_and_bits(model, opt):
+    return {"params": flat_params(model), "bits": opt.bits.total_sent}
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:])
+    run_resume_mode(build, sys.argv[1], sys.argv[2:], result=params_and_bits)

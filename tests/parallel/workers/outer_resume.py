@@ -2,12 +2,10 @@
 with the outer Nesterov optimizer, memory decay, a sync delay, mixing and two fragments."""
 import sys
 
-import horovod.torch as hvd
 import torch
-from common import flat_params, make_model, train_steps
+from common import flat_params, make_model, run_resume_mode
 
 import hvd_qsparse
-from hvd_qsparse import load_checkpoint, save_checkpoint
 
 
 def build():
@@ -20,25 +18,14 @@ def build():
     return model, opt
 
 
-def main(mode, *rest):
-    hvd.init()
-    rank = hvd.rank()
-    model, opt = build()
-    if mode == "resume":
-        load_checkpoint(f"{rest[0]}.{rank}", model, opt)
-        train_steps(model, opt, rank, opt.local_sgd_state.step, int(rest[1]))
-        opt.load_synchronized_model()
-        torch.save(flat_params(model), f"{rest[2]}.{rank}")
-        return
-    opt.broadcast_state()
-    train_steps(model, opt, rank, 0, int(rest[0]))
-    if mode == "part":
-        assert opt.local_sgd_state.pending, "the checkpoint is not taken mid-delay"
-        save_checkpoint(f"{rest[1]}.{rank}", model, opt)
-    else:
-        opt.load_synchronized_model()
-        torch.save(flat_params(model), f"{rest[1]}.{rank}")
+def synchronized(model, opt):
+    opt.load_synchronized_model()  # applies the rounds still in flight
+    return flat_params(model)
+
+
+def in_delay(opt):
+    assert opt.local_sgd_state.pending, "the checkpoint is not taken mid-delay"
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:])
+    run_resume_mode(build, sys.argv[1], sys.argv[2:], result=synchronized, before_save=in_delay)

@@ -1,12 +1,11 @@
 """Checkpoint/resume: ``full N OUT``, ``part N CKPT``, ``resume CKPT N OUT`` (one file per rank)."""
+import functools
 import sys
 
-import horovod.torch as hvd
 import torch
-from common import flat_params, make_model, train_steps
+from common import make_model, run_resume_mode
 
 import hvd_qsparse
-from hvd_qsparse import load_checkpoint, save_checkpoint
 
 
 def build(compressor, local_steps):
@@ -17,22 +16,6 @@ def build(compressor, local_steps):
     return model, opt
 
 
-def main(compressor, local_steps, mode, *rest):
-    hvd.init()
-    rank = hvd.rank()
-    model, opt = build(compressor, int(local_steps))
-    if mode == "resume":
-        load_checkpoint(f"{rest[0]}.{rank}", model, opt)
-        train_steps(model, opt, rank, opt.local_sgd_state.step, int(rest[1]))
-        torch.save(flat_params(model), f"{rest[2]}.{rank}")
-        return
-    opt.broadcast_state()
-    train_steps(model, opt, rank, 0, int(rest[0]))
-    if mode == "part":
-        save_checkpoint(f"{rest[1]}.{rank}", model, opt)
-    else:
-        torch.save(flat_params(model), f"{rest[1]}.{rank}")
-
-
 if __name__ == "__main__":
-    main(*sys.argv[1:])
+    compressor, local_steps, mode, *rest = sys.argv[1:]
+    run_resume_mode(functools.partial(build, compressor, int(local_steps)), mode, rest)
