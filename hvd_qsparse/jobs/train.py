@@ -73,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--step-timeout", type=float, default=600.0, metavar="SECONDS",
                    help="end the job (exit code 1, on every rank) when no step finishes for this long: a stalled "
                         "network or a stuck rank; 0: wait for ever")
+    p.add_argument("--startup-timeout", type=float, default=120.0, metavar="SECONDS",
+                   help="the same until the first step has finished (data, model, first broadcast and step); "
+                        "the larger of it and --step-timeout applies")
     p.add_argument("--json", metavar="PATH", help="write the summary as JSON (rank 0)")
     p.add_argument("--bits-log", metavar="PATH", help="per-step bits of every rank as JSON lines (written by rank 0)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -138,6 +141,7 @@ def check_flags(parser: argparse.ArgumentParser, args: argparse.Namespace, given
     check_number(parser, "--momentum", args.momentum, 0.0, 1.0)
     check_number(parser, "--straggler-sleep", args.straggler_sleep, 0.0)
     check_number(parser, "--step-timeout", args.step_timeout, 0.0)
+    check_number(parser, "--startup-timeout", args.startup_timeout, 0.0)
     args.options = check_algorithm_flags(parser, args, given)
 
 
@@ -155,7 +159,6 @@ def train(args: argparse.Namespace, hvd, watchdog: StepWatchdog) -> dict:
                                named_buffers=model.named_buffers() if args.buffers == "sync" else None,
                                **args.options)
     opt.broadcast_state(root_rank=0)
-    watchdog.beat()
     precision = Precision(args.amp, device)
     batches_for = epoch_batches(opt, args, train_set, hvd, task)
     steps_per_epoch = len(batches_for(0))
@@ -211,7 +214,7 @@ def main(argv=None) -> int:
     hvd.init()
     torch.set_num_threads(1)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    watchdog = StepWatchdog(args.step_timeout, hvd.rank(), hvd.size()).start()
+    watchdog = StepWatchdog(args.step_timeout, hvd.rank(), hvd.size(), args.startup_timeout).start()
     try:
         summary = train(args, hvd, watchdog)
     except Exception:

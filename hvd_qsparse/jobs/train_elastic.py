@@ -132,7 +132,7 @@ def main(argv=None) -> int:
     if hvd.rank() == 0 and 0 < args.step_timeout <= gloo_timeout:
         log.warning("--step-timeout %g is not above HOROVOD_GLOO_TIMEOUT_SECONDS (%g): a lost worker will end the job "
                     "instead of being survived", args.step_timeout, gloo_timeout)
-    watchdog = StepWatchdog(args.step_timeout, hvd.rank(), hvd.size()).start()
+    watchdog = StepWatchdog(args.step_timeout, hvd.rank(), hvd.size(), args.startup_timeout).start()
     train_rounds(state, args, train_set, test_set, curve, watchdog)
     opt.load_synchronized_model()
     summary = summarize(args, opt, model, test_set, state, curve, time.perf_counter() - start)
