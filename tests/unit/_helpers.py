@@ -6,8 +6,8 @@ from hvd_qsparse.compression import available, create
 ALL_NAMES = available()
 SUMMABLE = [n for n in ALL_NAMES if create(n).summable]
 NON_SUMMABLE = [n for n in ALL_NAMES if not create(n).summable]
-EXPECTED_NAMES = {"none", "fp16", "qsgd", "sign", "topk", "randk",
-                  "topk+qsgd", "topk+sign", "randk+qsgd", "randk+sign"}
+EXPECTED_NAMES = {"none", "fp16", "qsgd", "sign", "bsign", "topk", "randk",
+                  "topk+qsgd", "topk+sign", "topk+bsign", "randk+qsgd", "randk+sign", "randk+bsign"}
 
 
 def make(name, ratio=0.1, levels=16, **extra):

@@ -30,6 +30,7 @@ def table_bits(name, d, ratio, levels):
         "fp16": lambda n: 16 * n,
         "qsgd": lambda n: 32 + n * (1 + math.ceil(math.log2(levels + 1))),
         "sign": lambda n: 32 + n,
+        "bsign": lambda n: 32 * math.ceil(n / 64) + n,
     }
     if name in quant:
         return quant[name](d)

@@ -129,7 +129,8 @@ def test_non_contiguous_and_scalar_inputs(name):
     s = torch.tensor(-1.5)
     ys = comp.decompress(*comp.compress(s, seed=2))
     assert ys.shape == torch.Size([])
-    if name in ("none", "fp16", "topk", "randk", "sign", "topk+sign", "randk+sign"):
+    if name in ("none", "fp16", "topk", "randk", "sign", "topk+sign", "randk+sign",
+                "bsign", "topk+bsign", "randk+bsign"):
         assert float(ys) == -1.5
 
 
