@@ -67,6 +67,14 @@ def check_xi(xi, name: str = "xi") -> float:
     return float(xi)
 
 
+def check_density(density, name: str = "max_density") -> float:
+    """GD-SEC's cap on the fraction of a tensor's entries sent per step, in (0, 1]."""
+    if isinstance(density, bool) or not isinstance(density, (int, float)) or not 0.0 < float(density) <= 1.0:
+        raise ValueError(f"{name} must be a number in (0, 1] (the most entries of each tensor sent per step, "
+                         f"as a fraction; 1 = no cap, the paper's rule), got {density!r}")
+    return float(density)
+
+
 def check_decay(decay, name: str = "memory_decay") -> float:
     """An error-feedback memory decay β, a number in (0, 1], or a ValueError naming ``name``."""
     if isinstance(decay, bool) or not isinstance(decay, (int, float)) or not 0.0 < float(decay) <= 1.0:

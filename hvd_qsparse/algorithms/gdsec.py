@@ -20,6 +20,14 @@ and the wrapped optimizer steps with ĝ^k as the gradient (plain SGD with learni
 paper's θ^{k+1} = θ^k − α ĝ^k). At k = 1, θ^0 = θ^1: the threshold is 0 and every non-zero
 entry goes. β ∈ (0, 1], ξ >= 0 (one ξ for every entry).
 
+Beyond the paper, ``max_density=ρ`` < 1 caps each tensor's message: of the entries that pass
+the threshold, only the ⌈ρ·d⌉ of largest |[Δ_m^k]_i| go (ties to the lowest index), the rest
+stays in e_m as every withheld entry does. The threshold is in units of parameter movement,
+which Adam makes nearly uniform across tensors while their gradients differ by orders, so
+under Adam no ξ both bounds the bits and keeps the quality (``docs/per-step-compression.md``);
+the cap bounds the bits at any ξ (ξ = 0 with a cap is error-corrected top-k of the gradient
+differences). ρ = 1 is the rule above exactly.
+
 Two facts follow and are tested under real ranks. With ξ = 0 every non-zero entry of Δ goes,
 e stays 0 and ĝ_m^k = ∇f_m(θ^k): plain distributed gradient descent, up to float rounding.
 Nothing is lost: ĝ_m^k + e_m^{k+1} = ∇f_m(θ^k) + e_m^k for any β, hence
@@ -45,7 +53,7 @@ from hvd_qsparse.algorithms.registry import register_algorithm
 from hvd_qsparse.comm import make_exchange
 from hvd_qsparse.compression import ThresholdSparsifier
 from hvd_qsparse.optim import Batch, LocalReport, Verdict, WrappedOptimizer, read_grad, write_grad
-from hvd_qsparse.validation import check_beta, check_xi
+from hvd_qsparse.validation import check_beta, check_density, check_xi
 
 
 @register_algorithm("gdsec")
@@ -57,6 +65,8 @@ class GDSEC(WrappedOptimizer):
             (``torch.optim.SGD`` without momentum is the paper's method).
         named_parameters: ``model.named_parameters()`` (names key the per-tensor state).
         beta: β ∈ (0, 1]. xi: ξ >= 0 (0 reproduces distributed gradient descent).
+        max_density: ρ ∈ (0, 1], the most entries of each tensor sent per step as a fraction of
+            its size (1: the paper's rule, no cap).
         always_sparse: send (index, value) payloads at every step, even when a dense allreduce
             of their sum would move fewer bytes.
     """
@@ -64,11 +74,11 @@ class GDSEC(WrappedOptimizer):
     takes_compressor = False  # it sends its own threshold-sparsified payloads
 
     def __init__(self, optimizer, named_parameters=None, beta: float = 1.0, xi: float = 0.0,
-                 always_sparse: bool = False, options=None):
+                 always_sparse: bool = False, max_density: float = 1.0, options=None):
         super().__init__(optimizer, named_parameters, options)
         self.options.refuse("gdsec", groups="it exchanges every tensor in one fused exchange per step",
                             gradient_predivide_factor="its payloads are decoded and summed in fp32")
-        self._hyperparameters = (beta, xi)
+        self._hyperparameters = (beta, xi, max_density)
         self.algorithm_state = self._new_algorithm_state()
         codec = ThresholdSparsifier()
         self.exchange = (make_exchange("allgather", codec, self.comm, fixed_size=False) if always_sparse
@@ -112,7 +122,8 @@ class GDSEC(WrappedOptimizer):
             values.append((name, grad / per_rank - state.beta * state.g_hat_of(name, param)))
 
         def codec(name: str, value: torch.Tensor) -> ThresholdSparsifier:
-            return ThresholdSparsifier(state.threshold(name, params[name], self.comm.size))
+            return ThresholdSparsifier(state.threshold(name, params[name], self.comm.size),
+                                       state.max_count(value.numel()))
 
         return self.pipeline.compress(values, codec, state.error_feedback, seed=0, step=state.step, report=report)
 
@@ -127,16 +138,20 @@ class GDSEC(WrappedOptimizer):
         group.add_argument("--always-sparse", action="store_true",
                            help="GD-SEC: send (index, value) payloads at every step, even when an allreduce "
                                 "of their dense sum would move fewer bytes (the default switches)")
+        group.add_argument("--max-density", type=float, default=1.0,
+                           help="GD-SEC: send at most this fraction of each tensor's entries per step, the "
+                                "largest of those past the threshold, in (0, 1]; 1 = the paper's rule")
 
     @classmethod
     def options_from_args(cls, args) -> dict:
-        """β, ξ and the exchange from ``--beta``, ``--xi`` and ``--always-sparse``. GD-SEC talks every step and sends its own
+        """β, ξ, the cap and the exchange from ``--beta``, ``--xi``, ``--max-density`` and ``--always-sparse``. GD-SEC talks every step and sends its own
         payloads: ``--compressor``, ``--ratio``, ``--levels`` and ``--local-steps`` do not apply.
 
         Raises:
-            ValueError: a bad ``--beta`` or ``--xi``, or ``--warmup-steps`` other than 0.
+            ValueError: a bad ``--beta``, ``--xi`` or ``--max-density``, or ``--warmup-steps`` other than 0.
         """
         if getattr(args, "warmup_steps", 0):
             raise ValueError(f"--warmup-steps must be 0 with gdsec (it has no dense warm-up), got {args.warmup_steps}")
         return {"beta": check_beta(args.beta, "--beta"), "xi": check_xi(args.xi, "--xi"),
+                "max_density": check_density(getattr(args, "max_density", 1.0), "--max-density"),
                 "always_sparse": bool(getattr(args, "always_sparse", False))}

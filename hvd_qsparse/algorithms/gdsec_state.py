@@ -4,8 +4,9 @@ from typing import Dict
 import torch
 
 from hvd_qsparse.comm import BitCounter
+from hvd_qsparse.compression import TopK
 from hvd_qsparse.error_feedback import ErrorFeedback
-from hvd_qsparse.validation import check_beta, check_xi
+from hvd_qsparse.validation import check_beta, check_density, check_xi
 
 
 def _copy(tensors: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
@@ -20,12 +21,15 @@ class GdsecState:
     Args:
         beta: β ∈ (0, 1], weight of the previously transmitted combination ĝ_m.
         xi: ξ >= 0, threshold scale: entry i is withheld while |Δ_i| <= (ξ/M)·|θ^k_i − θ^{k−1}_i|.
+        max_density: ρ ∈ (0, 1], at most ⌈ρ·d⌉ entries of a d-entry tensor go per step (1: no cap).
     """
 
-    def __init__(self, beta: float = 1.0, xi: float = 0.0):
+    def __init__(self, beta: float = 1.0, xi: float = 0.0, max_density: float = 1.0):
         # --- hyperparameters ------------------------------------------------------------------
         self.beta = check_beta(beta)
         self.xi = check_xi(xi)
+        self.max_density = check_density(max_density)
+        self._cap = TopK(self.max_density)  # its k(d) is the cap, rounded as top-k rounds
         # --- worker m: ĝ_m, the combination of what it transmitted (the server knows it too) ----
         self.g_hat: Dict[str, torch.Tensor] = {}
         # --- worker m: the error term e_m, what it has not transmitted yet ---------------------
@@ -67,6 +71,10 @@ class GdsecState:
         self.previous[name] = current.clone()
         return threshold
 
+    def max_count(self, numel: int):
+        """The most entries of a ``numel``-entry tensor sent per step (None when uncapped)."""
+        return None if self.max_density == 1.0 else self._cap.k(numel)
+
     def snapshot(self) -> dict:
         """What a step changes before its exchange (error terms and θ^{k−1}); entries are
         replaced, not written into, so shallow copies stay exact."""
@@ -78,17 +86,18 @@ class GdsecState:
         self.previous = dict(snapshot["previous"])
 
     def state_dict(self) -> dict:
-        return {"beta": self.beta, "xi": self.xi, "step": self.step, "g_hat": _copy(self.g_hat),
+        return {"beta": self.beta, "xi": self.xi, "max_density": self.max_density, "step": self.step, "g_hat": _copy(self.g_hat),
                 "server_view": _copy(self.server_view), "previous": _copy(self.previous),
                 "error_feedback": self.error_feedback.state_dict(), "bits": self.bits.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
-        """Restore a checkpoint written with the same β and ξ.
+        """Restore a checkpoint written with the same β, ξ and cap (uncapped before caps existed).
 
         Raises:
-            ValueError: the checkpoint's β or ξ differs from this optimizer's.
+            ValueError: the checkpoint's β, ξ or cap differs from this optimizer's.
         """
-        for key in ("beta", "xi"):
+        state = {"max_density": 1.0, **state}
+        for key in ("beta", "xi", "max_density"):
             if state[key] != getattr(self, key):
                 raise ValueError(f"checkpoint was written with {key}={state[key]!r}, this optimizer uses "
                                  f"{key}={getattr(self, key)!r}; build the optimizer with the checkpoint's value")

@@ -1,11 +1,14 @@
-"""The README's job table: every algorithm on each model, beside dense SGD, in one run.
+"""The README's job tables: every algorithm on each model, beside the dense run, in one run.
 
-``python -m hvd_qsparse.bench.job_table [--models mlp,resnet,transformer] [--ranks 2]
-[--out runs/job_table]`` (or ``bash launch/job_table.sh``) runs the training job once per row
-under ``mpirun`` and prints a Markdown table: the score (test accuracy, or the transformer's
-validation loss), its difference to dense, the bits each rank sent and how many times fewer than
-dense fp32 allreduce, and the wall time; each row's exact flags go beside it. The rows of a
-model share its ``MODEL_FLAGS`` (epochs, cosine schedule), so only the algorithm differs.
+``python -m hvd_qsparse.bench.job_table [--table main|per-step] [--models mlp,resnet,transformer]
+[--ranks 2] [--optimizer auto|sgd|adamw] [--epochs N] [--out runs/job_table]`` (or
+``bash launch/job_table.sh``) runs the training job once per row under ``mpirun`` and prints a
+Markdown table: the score (test accuracy, or the transformer's validation loss), its difference
+to dense, the bits each rank sent and how many times fewer than dense fp32 allreduce, and the
+wall time; each row's exact flags go beside it. The rows of a model share its ``MODEL_FLAGS``
+(epochs, cosine schedule) and the optimizer flags, so only the algorithm differs. ``main`` is
+every algorithm's usual setting; ``per-step`` the algorithms that talk at every step, with the
+settings of ``docs/per-step-compression.md``.
 """
 import argparse
 import json
@@ -38,6 +41,19 @@ ROWS: List[Tuple[str, Tuple[str, ...]]] = [
     ("gdsec", ("--algorithm", "gdsec",)),
     ("risgd H=4", ("--algorithm", "risgd", "--local-steps", "4")),
 ]
+#: the per-step algorithms: what compresses every step, before and after docs/per-step-compression.md
+PER_STEP_ROWS: List[Tuple[str, Tuple[str, ...]]] = [
+    ("dense", ("--compressor", "none", "--local-steps", "1")),
+    ("qsparse topk H=1", ("--compressor", "topk", "--ratio", "0.01", "--local-steps", "1")),
+    ("qsparse topk+sign H=1", ("--compressor", "topk+sign", "--ratio", "0.01", "--local-steps", "1")),
+    ("qsparse topk+bsign H=1", ("--compressor", "topk+bsign", "--ratio", "0.01", "--local-steps", "1")),
+    ("doublesqueeze topk+sign", ("--algorithm", "doublesqueeze", "--compressor", "topk+sign", "--ratio", "0.01")),
+    ("doublesqueeze topk+bsign 0.04", ("--algorithm", "doublesqueeze", "--compressor", "topk+bsign",
+                                       "--ratio", "0.04")),
+    ("gdsec xi=10", ("--algorithm", "gdsec", "--xi", "10")),
+    ("gdsec xi=0 max-density=0.01", ("--algorithm", "gdsec", "--xi", "0", "--max-density", "0.01")),
+]
+TABLES = {"main": ROWS, "per-step": PER_STEP_ROWS}
 
 
 def stem_of(out: Path, model: str, name: str) -> Path:
@@ -45,10 +61,18 @@ def stem_of(out: Path, model: str, name: str) -> Path:
     return out / f"{model}-{name.replace(' ', '_').replace('=', '')}"
 
 
-def run_row(model: str, name: str, flags, ranks: int, out: Path) -> dict:
+def model_flags(model: str, optimizer: str, epochs) -> List[str]:
+    """The flags every row of ``model`` shares, with the optimizer and epoch count asked for."""
+    flags = list(MODEL_FLAGS[model])
+    if epochs is not None:
+        flags[flags.index("--epochs") + 1] = str(epochs)
+    return flags + ([] if optimizer == "auto" else ["--optimizer", optimizer])
+
+
+def run_row(model: str, name: str, flags, ranks: int, out: Path, shared: List[str]) -> dict:
     """One training job; its summary (``error`` set when it failed)."""
     stem = stem_of(out, model, name)
-    argv = [*MODEL_FLAGS[model], *flags]
+    argv = [*shared, *flags]
     cmd = [shutil.which("mpirun") or "mpirun", "-np", str(ranks), "--oversubscribe", "--bind-to", "none",
            sys.executable, "-m", "hvd_qsparse.jobs.train", "--no-progress", *argv, "--json", f"{stem}.json"]
     start = time.perf_counter()
@@ -60,12 +84,12 @@ def run_row(model: str, name: str, flags, ranks: int, out: Path) -> dict:
     return summary
 
 
-def finished_rows(out: Path, models: List[str]) -> List[dict]:
-    """Every row run so far into ``out`` for ``models``, in table order (a later run of a row
-    replaces an earlier one, so a table can be completed row by row with ``--rows``)."""
+def finished_rows(out: Path, models: List[str], table=ROWS) -> List[dict]:
+    """Every row of ``table`` run so far into ``out`` for ``models``, in table order (a later run
+    of a row replaces an earlier one, so a table can be completed row by row with ``--rows``)."""
     rows = []
     for model in models:
-        for name, _ in ROWS:
+        for name, _ in table:
             path = Path(f"{stem_of(out, model, name)}.row.json")
             if path.exists():
                 rows.append(json.loads(path.read_text()))
@@ -101,7 +125,10 @@ def markdown(rows: List[dict]) -> str:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m hvd_qsparse.bench.job_table", description=__doc__.splitlines()[0])
+    p.add_argument("--table", choices=sorted(TABLES), default="main")
     p.add_argument("--models", default="mlp,resnet,transformer")
+    p.add_argument("--optimizer", choices=("auto", "sgd", "adamw"), default="auto")
+    p.add_argument("--epochs", type=int, default=None, help="instead of each model's epoch count")
     p.add_argument("--ranks", type=int, default=2)
     p.add_argument("--rows", default="all",
                    help="comma-separated row names to run (the table shows every row run into --out so far)")
@@ -111,20 +138,23 @@ def main(argv=None) -> int:
     unknown = sorted(set(models) - set(MODEL_FLAGS))
     if unknown:
         p.error(f"--models: unknown {', '.join(unknown)}; accepted: {', '.join(MODEL_FLAGS)}")
-    chosen = [(n, f) for n, f in ROWS if args.rows == "all" or n in args.rows.split(",")]
+    table = TABLES[args.table]
+    chosen = [(n, f) for n, f in table if args.rows == "all" or n in args.rows.split(",")]
     if not chosen:
-        p.error(f"--rows: none of {args.rows!r}; accepted: all, or {', '.join(n for n, _ in ROWS)}")
+        p.error(f"--rows: none of {args.rows!r}; accepted: all, or {', '.join(n for n, _ in table)}")
+    if args.epochs is not None and args.epochs < 1:
+        p.error(f"--epochs must be an integer >= 1, got {args.epochs}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     failed = 0
     for model in models:
         for name, flags in chosen:
-            row = run_row(model, name, flags, args.ranks, out)
+            row = run_row(model, name, flags, args.ranks, out, model_flags(model, args.optimizer, args.epochs))
             failed += "error" in row
             print(f"{model} {name}: {score_text(row, row)[0]} ({row['seconds']:.0f} s)", file=sys.stderr, flush=True)
-    table = markdown(finished_rows(out, models))
-    (out / "table.md").write_text(table + "\n")
-    print(table)
+    text = markdown(finished_rows(out, models, table))
+    (out / "table.md").write_text(text + "\n")
+    print(text)
     return 1 if failed else 0
 
 

@@ -11,6 +11,10 @@ with k. Nothing selected is an empty payload (0 bytes).
 It is not registered as a ``--compressor``: its selection needs per-entry thresholds that only
 GD-SEC's state knows (they scale with how far each parameter moved). An instance carries one
 threshold tensor and is built per (step, tensor); decoding never needs the threshold.
+
+``max_count`` caps the payload: when more entries pass the threshold, the ``max_count`` of
+largest magnitude among them go (ties to the lowest index, as ``topk``), so the bits per step
+have a bound whatever the thresholds do.
 """
 from typing import List, Optional, Sequence
 
@@ -29,16 +33,23 @@ class ThresholdSparsifier(Compressor):
     Args:
         threshold: per-entry thresholds, the shape of the tensors to compress (or broadcastable
             to it); None keeps every non-zero entry. Only the sender needs it.
+        max_count: the most entries a payload carries (None: no cap).
     """
 
     name = "threshold"
 
-    def __init__(self, threshold: Optional[torch.Tensor] = None):
+    def __init__(self, threshold: Optional[torch.Tensor] = None, max_count: Optional[int] = None):
         self.threshold = threshold
+        self.max_count = max_count
 
     def encode(self, flat: torch.Tensor, seed: Optional[int], noise_seed: Optional[int]):
         limit = 0.0 if self.threshold is None else self.threshold.reshape(-1).to(flat.dtype)
-        indices = torch.nonzero(flat.abs() > limit).reshape(-1)
+        magnitude = flat.abs()
+        passing = magnitude > limit
+        indices = torch.nonzero(passing).reshape(-1)
+        if self.max_count is not None and indices.numel() > self.max_count:
+            # every passing entry has a magnitude > 0, so the top ones are all passing entries
+            indices = get_ops(flat).topk_indices(torch.where(passing, magnitude, 0.0), self.max_count)
         values = flat[indices]
         return [values, pack_bits(indices, ceil_log2(flat.numel()))], Selection(values, indices)
 

@@ -87,3 +87,27 @@ def test_error_feedback_invariant_with_thresholds():
         withheld = (v + old).abs() <= threshold
         assert torch.equal(ef.memory["w"][withheld], (v + old)[withheld])
         assert torch.all(ef.memory["w"][~withheld] == 0)
+
+
+@pytest.mark.parametrize("d,cap", [(1, 1), (650, 13), (70000, 700)])
+def test_a_cap_keeps_the_largest_passing_entries(d, cap):
+    x = randn(d, seed=d)
+    threshold = randn(d, seed=d + 1).abs() * 0.5
+    passing = x.abs() > threshold
+    y = ThresholdSparsifier(threshold, max_count=cap).decompress(*ThresholdSparsifier(threshold, cap).compress(x))
+    kept = y != 0
+    assert int(kept.sum()) == min(cap, int(passing.sum()))
+    assert bool((kept <= passing).all()), "a capped payload sent an entry below its threshold"
+    if kept.any() and (passing & ~kept).any():
+        assert float(x[kept].abs().min()) >= float(x[passing & ~kept].abs().max())
+    assert torch.equal(y[kept], x[kept])
+
+
+def test_a_cap_above_the_passing_count_changes_nothing_and_ties_go_to_low_indices():
+    x = randn(500, seed=3)
+    threshold = torch.full((500,), 1.0)
+    free, capped = ThresholdSparsifier(threshold), ThresholdSparsifier(threshold, max_count=500)
+    assert torch.equal(free.compress(x)[0], capped.compress(x)[0])
+    ties = torch.tensor([0.0, 2.0, -2.0, 1.0, 2.0])
+    y = ThresholdSparsifier(torch.zeros(5), max_count=2).decompress(*ThresholdSparsifier(torch.zeros(5), 2).compress(ties))
+    assert torch.equal(y, torch.tensor([0.0, 2.0, -2.0, 0.0, 0.0]))

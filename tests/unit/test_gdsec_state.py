@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from hvd_qsparse.algorithms.gdsec_state import GdsecState
-from hvd_qsparse.validation import check_beta, check_xi
+from hvd_qsparse.validation import check_beta, check_density, check_xi
 
 
 @pytest.mark.parametrize("beta", [0, 0.0, -0.5, 1.01, float("nan"), "1", True, None])
@@ -58,7 +58,30 @@ def test_state_dict_round_trip_copies():
     assert torch.equal(other.previous["w"], like)
 
 
-@pytest.mark.parametrize("key,value", [("beta", 0.5), ("xi", 2.0)])
+@pytest.mark.parametrize("density", [0, -0.1, 1.5, float("nan"), "0.1", True, None])
+def test_bad_cap_names_parameter_and_range(density):
+    with pytest.raises(ValueError) as err:
+        GdsecState(max_density=density)
+    assert "max_density" in str(err.value) and "(0, 1]" in str(err.value) and repr(density) in str(err.value)
+    with pytest.raises(ValueError, match="--max-density must be"):
+        check_density(density, "--max-density")
+
+
+def test_cap_counts_round_as_top_k_and_none_when_uncapped():
+    assert GdsecState().max_count(1000) is None
+    capped = GdsecState(max_density=0.07)
+    assert [capped.max_count(d) for d in (1, 100, 101)] == [1, 7, 8]
+
+
+def test_a_checkpoint_from_before_caps_loads_uncapped_only():
+    saved = GdsecState(beta=0.9).state_dict()
+    del saved["max_density"]
+    GdsecState(beta=0.9).load_state_dict(saved)
+    with pytest.raises(ValueError, match="max_density=1.0"):
+        GdsecState(beta=0.9, max_density=0.1).load_state_dict(saved)
+
+
+@pytest.mark.parametrize("key,value", [("beta", 0.5), ("xi", 2.0), ("max_density", 0.1)])
 def test_loading_a_checkpoint_of_other_hyperparameters_is_refused(key, value):
     saved = GdsecState(beta=0.9, xi=1.5).state_dict()
     other = GdsecState(**{"beta": 0.9, "xi": 1.5, key: value})

@@ -7,8 +7,10 @@ every rank, and that the running sum of the server's views trails the running su
 averaged gradients by exactly Σ_m e_m. Arguments: β, ξ, steps, exchange: ``sparse`` (the
 paper's messages at every step, ``always_sparse=True``) or ``auto`` (the default: a dense
 allreduce of the sum when all ranks' payloads outweigh two dense fp32 vectors; the worker
-predicts which path each step takes from every rank's predicted payload).
+predicts which path each step takes from every rank's predicted payload), and the cap ρ
+(``max_density``; with ρ < 1 some step must be capped, else the run is refused as trivial).
 """
+import math
 import sys
 
 import horovod.torch as hvd
@@ -40,14 +42,16 @@ def close(a, b, what):
 def expected_bits(named, grads, state, previous, ranks):
     """Bytes the sparse payloads must hold (size entries included), from this worker's own Δ and
     thresholds; and (sent, withheld)."""
-    nbytes, sent, withheld = 0, 0, 0
+    nbytes, sent, withheld, capped = 0, 0, 0, 0
     for name, param in named:
         delta = grads[name] / ranks - state.beta * state.g_hat_of(name, param) + state.error_of(name, param)
         prev = previous.get(name, param.detach())
         k = int((delta.abs() > state.xi / ranks * (param.detach() - prev).abs()).sum())
+        cap = math.ceil(round(state.max_density * param.numel(), 6))
+        capped, k = capped + (k > cap), min(k, cap)
         nbytes += 4 * k + aligned(packed_nbytes(k, ceil_log2(param.numel()))) + 8  # + its size entry
         sent, withheld = sent + k, withheld + int((delta != 0).sum()) - k
-    return nbytes, sent, withheld
+    return nbytes, sent, withheld, capped
 
 
 def expected_path(nbytes, named, exchange):
@@ -77,22 +81,24 @@ def check_step(opt, model, step, before, grads, bits):
         close(before["sum_view"][name] + errors, before["sum_true"][name], f"step {step} {name}: nothing lost")
 
 
-def main(beta, xi, steps, exchange):
+def main(beta, xi, steps, exchange, max_density):
     hvd.init()
     model = make_model()
     opt = hvd_qsparse.DistributedOptimizer(torch.optim.SGD(model.parameters(), lr=0.1), model.named_parameters(),
-                                           algorithm="gdsec", beta=beta, xi=xi, always_sparse=exchange == "sparse")
+                                           algorithm="gdsec", beta=beta, xi=xi, always_sparse=exchange == "sparse",
+                                           max_density=max_density)
     opt.broadcast_state()
     x, y = batch(hvd.rank(), 0)  # full batch: the same local data every step
     named = list(model.named_parameters())
     running = {"sum_view": {n: torch.zeros_like(p) for n, p in named},
                "sum_true": {n: torch.zeros_like(p) for n, p in named}}
-    totals, previous, dense_steps = [0, 0], {}, 0
+    totals, previous, dense_steps, capped = [0, 0], {}, 0, 0
     for step in range(steps):
         opt.zero_grad()
         torch.nn.functional.cross_entropy(model(x), y).backward()
         grads = {n: p.grad.detach().clone() for n, p in named}
-        nbytes, sent, withheld = expected_bits(named, grads, opt.algorithm_state, previous, hvd.size())
+        nbytes, sent, withheld, capped_now = expected_bits(named, grads, opt.algorithm_state, previous, hvd.size())
+        capped += capped_now
         bits, calls, dense = expected_path(nbytes, named, exchange)
         dense_steps += dense
         running["error"] = {n: opt.algorithm_state.error_of(n, p).clone() for n, p in named}
@@ -110,14 +116,16 @@ def main(beta, xi, steps, exchange):
     sent, withheld = totals
     if xi > 0:
         assert sent > 0 and withheld > 0, f"a trivial run: {sent} entries sent, {withheld} withheld"
-    if exchange == "auto" and xi < SILENT_XI:  # the first step sends every entry: dense; then sparse
+    if exchange == "auto" and xi < SILENT_XI and max_density == 1:  # step 1 sends every entry: dense; then sparse
         assert 0 < dense_steps < steps, f"dense in {dense_steps} of {steps} steps: one path untested"
+    if max_density < 1:
+        assert capped > 0, f"the cap {max_density} never bit"
     if xi >= SILENT_XI:  # after the first step nothing passes: only the 64-bit size entry per tensor
         silent = [opt.bits.bits_at(s) for s in range(1, steps)]
         assert silent == [64 * len(named)] * (steps - 1), f"silent steps sent {silent}"
     print(f"rank {hvd.rank()}: OK beta={beta} xi={xi} {exchange} sent {sent} withheld {withheld} "
-          f"dense steps {dense_steps} bits {opt.bits.total_sent}", flush=True)
+          f"dense steps {dense_steps} capped {capped} bits {opt.bits.total_sent}", flush=True)
 
 
 if __name__ == "__main__":
-    main(float(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), sys.argv[4])
+    main(float(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), sys.argv[4], float(sys.argv[5]))

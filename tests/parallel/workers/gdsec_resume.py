@@ -1,8 +1,10 @@
-"""GD-SEC checkpoint/resume: ``full N OUT``, ``part N CKPT``, ``resume CKPT N OUT`` (one file per rank).
+"""GD-SEC checkpoint/resume: ``RHO full N OUT``, ``RHO part N CKPT``, ``RHO resume CKPT N OUT``
+(one file per rank; RHO is the cap ``max_density``).
 
 Momentum, β < 1 and ξ > 0 make every piece of state matter: the inner optimizer's buffers, ĝ_m,
 e_m, the server's view and θ^{k−1}.
 """
+import functools
 import sys
 
 import torch
@@ -11,10 +13,11 @@ from common import flat_params, make_model, run_resume_mode
 import hvd_qsparse
 
 
-def build():
+def build(max_density):
     model = make_model()
     opt = hvd_qsparse.DistributedOptimizer(torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9),
-                                           model.named_parameters(), algorithm="gdsec", beta=0.9, xi=2.0)
+                                           model.named_parameters(), algorithm="gdsec", beta=0.9, xi=2.0,
+                                           max_density=max_density)
     return model, opt
 
 
@@ -23,4 +26,4 @@ def params_and_bits(model, opt):
 
 
 if __name__ == "__main__":
-    run_resume_mode(build, sys.argv[1], sys.argv[2:], result=params_and_bits)
+    run_resume_mode(functools.partial(build, float(sys.argv[1])), sys.argv[2], sys.argv[3:], result=params_and_bits)
