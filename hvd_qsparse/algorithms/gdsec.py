@@ -28,6 +28,13 @@ under Adam no ξ both bounds the bits and keeps the quality (``docs/per-step-com
 the cap bounds the bits at any ξ (ξ = 0 with a cap is error-corrected top-k of the gradient
 differences). ρ = 1 is the rule above exactly.
 
+``error_correction=False`` keeps e_m = 0: the withheld part of Δ_m is dropped rather than added
+again next step. Since ĝ_m already persists, the lag ∇f_m − β ĝ_m is itself carried forward, and
+the rule becomes EF21 (Richtárik, Sokolov, Fatkhullin, NeurIPS 2021), ĝ_m^k = β ĝ_m^{k−1} +
+C(∇f_m(θ^k) − β ĝ_m^{k−1}) with C the (capped) threshold sparsifier; with a cap, the paper's e_m
+adds each withheld entry's lag once per step until the entry goes, and ĝ_m, which keeps what
+went, overshoots by that sum (``docs/per-step-compression.md``).
+
 Two facts follow and are tested under real ranks. With ξ = 0 every non-zero entry of Δ goes,
 e stays 0 and ĝ_m^k = ∇f_m(θ^k): plain distributed gradient descent, up to float rounding.
 Nothing is lost: ĝ_m^k + e_m^{k+1} = ∇f_m(θ^k) + e_m^k for any β, hence
@@ -67,6 +74,7 @@ class GDSEC(WrappedOptimizer):
         beta: β ∈ (0, 1]. xi: ξ >= 0 (0 reproduces distributed gradient descent).
         max_density: ρ ∈ (0, 1], the most entries of each tensor sent per step as a fraction of
             its size (1: the paper's rule, no cap).
+        error_correction: keep what was withheld in e_m (the paper); False: EF21's rule, e_m = 0.
         always_sparse: send (index, value) payloads at every step, even when a dense allreduce
             of their sum would move fewer bytes.
     """
@@ -74,11 +82,12 @@ class GDSEC(WrappedOptimizer):
     takes_compressor = False  # it sends its own threshold-sparsified payloads
 
     def __init__(self, optimizer, named_parameters=None, beta: float = 1.0, xi: float = 0.0,
-                 always_sparse: bool = False, max_density: float = 1.0, options=None):
+                 always_sparse: bool = False, max_density: float = 1.0, error_correction: bool = True,
+                 options=None):
         super().__init__(optimizer, named_parameters, options)
         self.options.refuse("gdsec", groups="it exchanges every tensor in one fused exchange per step",
                             gradient_predivide_factor="its payloads are decoded and summed in fp32")
-        self._hyperparameters = (beta, xi, max_density)
+        self._hyperparameters = (beta, xi, max_density, error_correction)
         self.algorithm_state = self._new_algorithm_state()
         codec = ThresholdSparsifier()
         self.exchange = (make_exchange("allgather", codec, self.comm, fixed_size=False) if always_sparse
@@ -125,7 +134,7 @@ class GDSEC(WrappedOptimizer):
             return ThresholdSparsifier(state.threshold(name, params[name], self.comm.size),
                                        state.max_count(value.numel()))
 
-        return self.pipeline.compress(values, codec, state.error_feedback, seed=0, step=state.step, report=report)
+        return self.pipeline.compress(values, codec, state.memory, seed=0, step=state.step, report=report)
 
     # --- state ----------------------------------------------------------------------------
     @classmethod
@@ -141,6 +150,9 @@ class GDSEC(WrappedOptimizer):
         group.add_argument("--max-density", type=float, default=1.0,
                            help="GD-SEC: send at most this fraction of each tensor's entries per step, the "
                                 "largest of those past the threshold, in (0, 1]; 1 = the paper's rule")
+        group.add_argument("--no-error-correction", action="store_true",
+                           help="GD-SEC: drop the withheld part instead of adding it again next step "
+                                "(EF21's rule; the paper keeps it)")
 
     @classmethod
     def options_from_args(cls, args) -> dict:
@@ -154,4 +166,5 @@ class GDSEC(WrappedOptimizer):
             raise ValueError(f"--warmup-steps must be 0 with gdsec (it has no dense warm-up), got {args.warmup_steps}")
         return {"beta": check_beta(args.beta, "--beta"), "xi": check_xi(args.xi, "--xi"),
                 "max_density": check_density(getattr(args, "max_density", 1.0), "--max-density"),
+                "error_correction": not getattr(args, "no_error_correction", False),
                 "always_sparse": bool(getattr(args, "always_sparse", False))}

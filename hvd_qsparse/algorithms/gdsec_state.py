@@ -6,7 +6,7 @@ import torch
 from hvd_qsparse.comm import BitCounter
 from hvd_qsparse.compression import TopK
 from hvd_qsparse.error_feedback import ErrorFeedback
-from hvd_qsparse.validation import check_beta, check_density, check_xi
+from hvd_qsparse.validation import check_beta, check_bool, check_density, check_xi
 
 
 def _copy(tensors: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
@@ -22,14 +22,17 @@ class GdsecState:
         beta: β ∈ (0, 1], weight of the previously transmitted combination ĝ_m.
         xi: ξ >= 0, threshold scale: entry i is withheld while |Δ_i| <= (ξ/M)·|θ^k_i − θ^{k−1}_i|.
         max_density: ρ ∈ (0, 1], at most ⌈ρ·d⌉ entries of a d-entry tensor go per step (1: no cap).
+        error_correction: keep the withheld part in e_m (the paper); False keeps e_m = 0 (EF21).
     """
 
-    def __init__(self, beta: float = 1.0, xi: float = 0.0, max_density: float = 1.0):
+    def __init__(self, beta: float = 1.0, xi: float = 0.0, max_density: float = 1.0,
+                 error_correction: bool = True):
         # --- hyperparameters ------------------------------------------------------------------
         self.beta = check_beta(beta)
         self.xi = check_xi(xi)
         self.max_density = check_density(max_density)
         self._cap = TopK(self.max_density)  # its k(d) is the cap, rounded as top-k rounds
+        self.error_correction = check_bool("error_correction", error_correction)
         # --- worker m: ĝ_m, the combination of what it transmitted (the server knows it too) ----
         self.g_hat: Dict[str, torch.Tensor] = {}
         # --- worker m: the error term e_m, what it has not transmitted yet ---------------------
@@ -71,6 +74,11 @@ class GdsecState:
         self.previous[name] = current.clone()
         return threshold
 
+    @property
+    def memory(self):
+        """The error terms' ``ErrorFeedback``, or None when they are kept at zero."""
+        return self.error_feedback if self.error_correction else None
+
     def max_count(self, numel: int):
         """The most entries of a ``numel``-entry tensor sent per step (None when uncapped)."""
         return None if self.max_density == 1.0 else self._cap.k(numel)
@@ -86,18 +94,20 @@ class GdsecState:
         self.previous = dict(snapshot["previous"])
 
     def state_dict(self) -> dict:
-        return {"beta": self.beta, "xi": self.xi, "max_density": self.max_density, "step": self.step, "g_hat": _copy(self.g_hat),
+        return {"beta": self.beta, "xi": self.xi, "max_density": self.max_density,
+                "error_correction": self.error_correction, "step": self.step, "g_hat": _copy(self.g_hat),
                 "server_view": _copy(self.server_view), "previous": _copy(self.previous),
                 "error_feedback": self.error_feedback.state_dict(), "bits": self.bits.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
-        """Restore a checkpoint written with the same β, ξ and cap (uncapped before caps existed).
+        """Restore a checkpoint written with the same β, ξ, cap and error correction (older
+        checkpoints: uncapped, with error correction).
 
         Raises:
-            ValueError: the checkpoint's β, ξ or cap differs from this optimizer's.
+            ValueError: one of those differs from this optimizer's.
         """
-        state = {"max_density": 1.0, **state}
-        for key in ("beta", "xi", "max_density"):
+        state = {"max_density": 1.0, "error_correction": True, **state}
+        for key in ("beta", "xi", "max_density", "error_correction"):
             if state[key] != getattr(self, key):
                 raise ValueError(f"checkpoint was written with {key}={state[key]!r}, this optimizer uses "
                                  f"{key}={getattr(self, key)!r}; build the optimizer with the checkpoint's value")

@@ -19,23 +19,23 @@ def test_xi_zero_is_distributed_gradient_descent(ranks, beta, momentum):
     assert ranks("gdsec_matches_gd.py", np=2, args=(beta, momentum), timeout=TIMEOUT).count(": OK") == 2
 
 
-@pytest.mark.parametrize("beta,xi,np,exchange,rho", [(1.0, 2.0, 2, "sparse", 1.0), (0.7, 2.0, 3, "sparse", 1.0),
-                                                     (1.0, 1e6, 2, "sparse", 1.0), (1.0, 2.0, 2, "auto", 1.0),
-                                                     (1.0, 2.0, 3, "auto", 1.0), (1.0, 0.0, 2, "sparse", 0.05),
-                                                     (0.7, 2.0, 3, "auto", 0.6)],
-                         ids=["beta1", "beta0.7-3ranks", "silent", "beta1-auto", "beta1-3ranks-auto",
-                              "capped-xi0", "capped-beta0.7-3ranks-auto"])
-def test_invariants_every_step_every_rank(ranks, beta, xi, np, exchange, rho):
-    out = ranks("gdsec_invariants.py", np=np, args=(beta, xi, 12, exchange, rho), timeout=TIMEOUT)
+@pytest.mark.parametrize("beta,xi,np,exchange,rho,correction", [
+    (1.0, 2.0, 2, "sparse", 1.0, "ec"), (0.7, 2.0, 3, "sparse", 1.0, "ec"), (1.0, 1e6, 2, "sparse", 1.0, "ec"),
+    (1.0, 2.0, 2, "auto", 1.0, "ec"), (1.0, 2.0, 3, "auto", 1.0, "ec"), (1.0, 0.0, 2, "sparse", 0.05, "ec"),
+    (0.7, 2.0, 3, "auto", 0.6, "ec"), (1.0, 0.0, 2, "sparse", 0.05, "ef21"), (0.7, 2.0, 3, "auto", 0.3, "ef21")],
+    ids=["beta1", "beta0.7-3ranks", "silent", "beta1-auto", "beta1-3ranks-auto", "capped-xi0",
+         "capped-beta0.7-3ranks-auto", "ef21-capped-xi0", "ef21-capped-beta0.7-3ranks-auto"])
+def test_invariants_every_step_every_rank(ranks, beta, xi, np, exchange, rho, correction):
+    out = ranks("gdsec_invariants.py", np=np, args=(beta, xi, 12, exchange, rho, correction), timeout=TIMEOUT)
     assert out.count(": OK") == np
 
 
-@pytest.mark.parametrize("rho", [1.0, 0.1])
-def test_resume_continues_exactly(ranks, tmp_path, rho):
+@pytest.mark.parametrize("rho,correction", [(1.0, "ec"), (0.1, "ef21")])
+def test_resume_continues_exactly(ranks, tmp_path, rho, correction):
     full, ckpt, resumed = tmp_path / "full", tmp_path / "ckpt", tmp_path / "resumed"
-    ranks("gdsec_resume.py", np=2, args=(rho, "full", 12, full), timeout=TIMEOUT)
-    ranks("gdsec_resume.py", np=2, args=(rho, "part", 7, ckpt), timeout=TIMEOUT)
-    ranks("gdsec_resume.py", np=2, args=(rho, "resume", ckpt, 5, resumed), timeout=TIMEOUT)
+    ranks("gdsec_resume.py", np=2, args=(rho, correction, "full", 12, full), timeout=TIMEOUT)
+    ranks("gdsec_resume.py", np=2, args=(rho, correction, "part", 7, ckpt), timeout=TIMEOUT)
+    ranks("gdsec_resume.py", np=2, args=(rho, correction, "resume", ckpt, 5, resumed), timeout=TIMEOUT)
     for rank in range(2):
         a, b = torch.load(f"{full}.{rank}"), torch.load(f"{resumed}.{rank}")
         diff = float((a["params"] - b["params"]).abs().max())

@@ -81,7 +81,16 @@ def test_a_checkpoint_from_before_caps_loads_uncapped_only():
         GdsecState(beta=0.9, max_density=0.1).load_state_dict(saved)
 
 
-@pytest.mark.parametrize("key,value", [("beta", 0.5), ("xi", 2.0), ("max_density", 0.1)])
+def test_without_error_correction_there_is_no_memory():
+    with_correction = GdsecState()
+    assert with_correction.memory is with_correction.error_feedback
+    state = GdsecState(error_correction=False)
+    assert state.memory is None and state.state_dict()["error_correction"] is False
+    with pytest.raises(ValueError, match="error_correction must be True or False"):
+        GdsecState(error_correction=1)
+
+
+@pytest.mark.parametrize("key,value", [("beta", 0.5), ("xi", 2.0), ("max_density", 0.1), ("error_correction", False)])
 def test_loading_a_checkpoint_of_other_hyperparameters_is_refused(key, value):
     saved = GdsecState(beta=0.9, xi=1.5).state_dict()
     other = GdsecState(**{"beta": 0.9, "xi": 1.5, key: value})

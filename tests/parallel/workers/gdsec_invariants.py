@@ -7,8 +7,11 @@ every rank, and that the running sum of the server's views trails the running su
 averaged gradients by exactly Σ_m e_m. Arguments: β, ξ, steps, exchange: ``sparse`` (the
 paper's messages at every step, ``always_sparse=True``) or ``auto`` (the default: a dense
 allreduce of the sum when all ranks' payloads outweigh two dense fp32 vectors; the worker
-predicts which path each step takes from every rank's predicted payload), and the cap ρ
-(``max_density``; with ρ < 1 some step must be capped, else the run is refused as trivial).
+predicts which path each step takes from every rank's predicted payload), the cap ρ
+(``max_density``; with ρ < 1 some step must be capped, else the run is refused as trivial) and
+``ec`` or ``ef21`` (error correction off: e_m stays 0 and the step's Δ̂_m = ĝ_m^k − β ĝ_m^{k−1}
+must be Δ_m itself on exactly the predicted number of entries and 0 elsewhere; the running-sum
+check is the paper's and is left out).
 """
 import math
 import sys
@@ -65,28 +68,49 @@ def expected_path(nbytes, named, exchange):
     return 8 * nbytes, ["allgather", "allgather_async"], False
 
 
-def check_step(opt, model, step, before, grads, bits):
+def check_ef21_step(state, named, step, before, grads, sent):
+    """e_m = 0 and Δ̂_m is Δ_m = ∇f_m − β ĝ_m^{k−1} kept on ``sent`` entries in all."""
+    kept = 0
+    for name, param in named:
+        g_hat = state.g_hat_of(name, param)
+        assert not state.error_of(name, param).any(), f"step {step} {name}: an error term without error correction"
+        delta = grads[name] / hvd.size() - state.beta * before["g_hat"][name]
+        sent_part = g_hat - state.beta * before["g_hat"][name]
+        mask = delta.abs() > 0
+        on = sent_part != 0  # ĝ ← β ĝ + Δ̂ in fp32: an entry that did not go gives exactly 0 here
+        close(torch.where(on, sent_part, torch.zeros_like(sent_part)), torch.where(on, delta, torch.zeros_like(delta)),
+              f"step {step} {name}: what went is not Δ")
+        assert bool((on <= mask).all()), f"step {step} {name}: an entry went that Δ does not have"
+        kept += int(on.sum())
+    assert kept == sent, f"step {step}: {kept} entries went, {sent} predicted"
+
+
+def check_step(opt, model, step, before, grads, bits, sent):
     state, ranks, named = opt.algorithm_state, hvd.size(), list(model.named_parameters())
     assert opt.bits.bits_at(step) == bits, f"step {step}: counted {opt.bits.bits_at(step)} bits, payloads {bits}"
+    if not state.error_correction:
+        check_ef21_step(state, named, step, before, grads, sent)
     for name, param in named:
         g_hat, error = state.g_hat_of(name, param), state.error_of(name, param)
-        close(g_hat + error, grads[name] / ranks + before["error"][name], f"step {step} {name}: EF invariant")
-        close(state.server_view[name], hvd.allreduce(g_hat, op=hvd.Sum, name=f"v.{step}.{name}"),
-              f"step {step} {name}: server view vs sum of g_hat")
         views = hvd.allgather(state.server_view[name].unsqueeze(0), name=f"s.{step}.{name}")
         assert all(torch.equal(views[0], v) for v in views), f"step {step} {name}: server views differ"
+        close(state.server_view[name], hvd.allreduce(g_hat, op=hvd.Sum, name=f"v.{step}.{name}"),
+              f"step {step} {name}: server view vs sum of g_hat")
+        if not state.error_correction:
+            continue
+        close(g_hat + error, grads[name] / ranks + before["error"][name], f"step {step} {name}: EF invariant")
         before["sum_view"][name] += state.server_view[name]
         before["sum_true"][name] += hvd.allreduce(grads[name], op=hvd.Average, name=f"g.{step}.{name}")
         errors = hvd.allreduce(error, op=hvd.Sum, name=f"e.{step}.{name}")
         close(before["sum_view"][name] + errors, before["sum_true"][name], f"step {step} {name}: nothing lost")
 
 
-def main(beta, xi, steps, exchange, max_density):
+def main(beta, xi, steps, exchange, max_density, correction):
     hvd.init()
     model = make_model()
     opt = hvd_qsparse.DistributedOptimizer(torch.optim.SGD(model.parameters(), lr=0.1), model.named_parameters(),
                                            algorithm="gdsec", beta=beta, xi=xi, always_sparse=exchange == "sparse",
-                                           max_density=max_density)
+                                           max_density=max_density, error_correction=correction == "ec")
     opt.broadcast_state()
     x, y = batch(hvd.rank(), 0)  # full batch: the same local data every step
     named = list(model.named_parameters())
@@ -102,6 +126,7 @@ def main(beta, xi, steps, exchange, max_density):
         bits, calls, dense = expected_path(nbytes, named, exchange)
         dense_steps += dense
         running["error"] = {n: opt.algorithm_state.error_of(n, p).clone() for n, p in named}
+        running["g_hat"] = {n: opt.algorithm_state.g_hat_of(n, p).clone() for n, p in named}
         previous = {n: p.detach().clone() for n, p in named}
         CALLS.clear()
         real = {name: getattr(hvd, name) for name in COLLECTIVES}
@@ -111,7 +136,7 @@ def main(beta, xi, steps, exchange, max_density):
         for name in COLLECTIVES:
             setattr(hvd, name, real[name])
         assert CALLS == calls, f"step {step}: collectives {CALLS}, expected {calls}"
-        check_step(opt, model, step, running, grads, bits)
+        check_step(opt, model, step, running, grads, bits, sent)
         totals = [totals[0] + sent, totals[1] + withheld]
     sent, withheld = totals
     if xi > 0:
@@ -128,4 +153,4 @@ def main(beta, xi, steps, exchange, max_density):
 
 
 if __name__ == "__main__":
-    main(float(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), sys.argv[4], float(sys.argv[5]))
+    main(float(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), sys.argv[4], float(sys.argv[5]), sys.argv[6])
