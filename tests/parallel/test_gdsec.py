@@ -14,9 +14,10 @@ pytestmark = pytest.mark.timeout(900)
 TIMEOUT = 600  # mpirun's own limit: generous, the two cores are shared
 
 
-@pytest.mark.parametrize("beta,momentum", [(1.0, 0.0), (0.5, 0.9)])
-def test_xi_zero_is_distributed_gradient_descent(ranks, beta, momentum):
-    assert ranks("gdsec_matches_gd.py", np=2, args=(beta, momentum), timeout=TIMEOUT).count(": OK") == 2
+@pytest.mark.parametrize("beta,momentum,correction", [(1.0, 0.0, "ec"), (0.5, 0.9, "ec"), (1.0, 0.9, "ef21"),
+                                                    (0.5, 0.0, "ef21")])
+def test_xi_zero_is_distributed_gradient_descent(ranks, beta, momentum, correction):
+    assert ranks("gdsec_matches_gd.py", np=2, args=(beta, momentum, correction), timeout=TIMEOUT).count(": OK") == 2
 
 
 @pytest.mark.parametrize("beta,xi,np,exchange,rho,correction", [
