@@ -17,7 +17,7 @@ def test_local_steps_silent_and_syncs_agree(ranks, compressor, local_steps, warm
     assert out.count(": OK") == 2
 
 
-@pytest.mark.parametrize("compressor,local_steps", [("topk+qsgd", 3), ("randk+sign", 1)])
+@pytest.mark.parametrize("compressor,local_steps", [("topk+qsgd", 3), ("randk+sign", 1), ("topk+bsign", 1)])
 def test_resume_continues_exactly(ranks, tmp_path, compressor, local_steps):
     full, ckpt, resumed = tmp_path / "full", tmp_path / "ckpt", tmp_path / "resumed"
     ranks("resume.py", np=2, args=(compressor, local_steps, "full", 12, full))
