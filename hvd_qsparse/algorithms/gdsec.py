@@ -37,7 +37,7 @@ went, overshoots by that sum (``docs/per-step-compression.md``).
 
 Two facts follow and are tested under real ranks. With ξ = 0 every non-zero entry of Δ goes,
 e stays 0 and ĝ_m^k = ∇f_m(θ^k): plain distributed gradient descent, up to float rounding.
-Nothing is lost: ĝ_m^k + e_m^{k+1} = ∇f_m(θ^k) + e_m^k for any β, hence
+With error correction nothing is lost: ĝ_m^k + e_m^{k+1} = ∇f_m(θ^k) + e_m^k for any β, hence
 Σ_{j≤k} ĝ^j = Σ_{j≤k} ∇f(θ^j) − Σ_m e_m^{k+1}: the server's view trails the true gradients by
 exactly the workers' error terms.
 
