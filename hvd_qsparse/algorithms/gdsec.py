@@ -156,7 +156,8 @@ class GDSEC(WrappedOptimizer):
 
     @classmethod
     def options_from_args(cls, args) -> dict:
-        """β, ξ, the cap and the exchange from ``--beta``, ``--xi``, ``--max-density`` and ``--always-sparse``. GD-SEC talks every step and sends its own
+        """β, ξ, the cap, error correction and the exchange from ``--beta``, ``--xi``, ``--max-density``,
+        ``--no-error-correction`` and ``--always-sparse``. GD-SEC talks every step and sends its own
         payloads: ``--compressor``, ``--ratio``, ``--levels`` and ``--local-steps`` do not apply.
 
         Raises:

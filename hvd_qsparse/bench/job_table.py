@@ -48,10 +48,13 @@ PER_STEP_ROWS: List[Tuple[str, Tuple[str, ...]]] = [
     ("qsparse topk+sign H=1", ("--compressor", "topk+sign", "--ratio", "0.01", "--local-steps", "1")),
     ("qsparse topk+bsign H=1", ("--compressor", "topk+bsign", "--ratio", "0.01", "--local-steps", "1")),
     ("doublesqueeze topk+sign", ("--algorithm", "doublesqueeze", "--compressor", "topk+sign", "--ratio", "0.01")),
+    ("doublesqueeze topk 0.02", ("--algorithm", "doublesqueeze", "--compressor", "topk", "--ratio", "0.02")),
     ("doublesqueeze topk+bsign 0.04", ("--algorithm", "doublesqueeze", "--compressor", "topk+bsign",
                                        "--ratio", "0.04")),
     ("gdsec xi=10", ("--algorithm", "gdsec", "--xi", "10")),
     ("gdsec xi=0 max-density=0.01", ("--algorithm", "gdsec", "--xi", "0", "--max-density", "0.01")),
+    *((f"gdsec xi=0 max-density={rho} no-EC", ("--algorithm", "gdsec", "--xi", "0", "--max-density", rho,
+                                               "--no-error-correction")) for rho in ("0.01", "0.02")),
 ]
 TABLES = {"main": ROWS, "per-step": PER_STEP_ROWS}
 
