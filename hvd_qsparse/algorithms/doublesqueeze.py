@@ -26,7 +26,7 @@ import torch
 from hvd_qsparse.algorithms.doublesqueeze_server import DoubleSqueezeServer
 from hvd_qsparse.algorithms.doublesqueeze_state import SERVER_LAYOUTS, DoubleSqueezeState
 from hvd_qsparse.algorithms.registry import register_algorithm
-from hvd_qsparse.comm import JoinInProgress, Message, make_exchange
+from hvd_qsparse.comm import JoinInProgress, Message, make_exchange, ring_share
 from hvd_qsparse.comm.join_fallback import dense_sum
 from hvd_qsparse.compression import Compressor, create
 from hvd_qsparse.optim import Batch, LocalReport, Verdict, WrappedOptimizer, agree, read_grad, write_grad
@@ -96,7 +96,8 @@ class DoubleSqueeze(WrappedOptimizer):
         totals, _, sent = dense_sum(self.comm, self.algorithm_state.compressor, messages, "doublesqueeze")
         scale = self.options.reduce_scale(self.comm.size)  # the mean for Average, the sum for Sum
         self._write_gradients(torch.cat(totals).mul_(scale * writeback))
-        self.algorithm_state.bits.record(self.algorithm_state.step, 8 * sent, 8 * sent, 32 * self.flat_numel())
+        self.algorithm_state.bits.record(self.algorithm_state.step, 8 * sent, 8 * sent, 32 * self.flat_numel(),
+                                         received=8 * ring_share(sent, self.comm.size))
         return verdict
 
     def _flat_gradient(self) -> torch.Tensor:

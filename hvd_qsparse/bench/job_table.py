@@ -112,8 +112,9 @@ def score_text(summary: dict, dense: dict) -> Tuple[str, str]:
 
 def markdown(rows: List[dict]) -> str:
     """The table, one row per run, the first run of each model its dense baseline."""
-    lines = ["| model | algorithm | score | vs dense | bits/rank | fewer bits than dense fp32 | wall (s) | flags |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| model | algorithm | score | vs dense | bits/rank | fewer bits than dense fp32 | received/rank "
+             "| fewer than ring fp32 | wall (s) | flags |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     dense = {}
     for r in rows:
         model = r["flags"].split()[1]
@@ -121,8 +122,11 @@ def markdown(rows: List[dict]) -> str:
         score, delta = score_text(r, dense[model])
         bits = max(r.get("bits_per_rank", [0]))
         ratio = f"{r['dense_fp32_bits_per_rank'] / bits:.0f}×" if bits else ""
+        received = max(r.get("received_bits_per_rank") or [0])
+        versus_ring = r.get("received_reduction")
+        ring = f"{versus_ring:.0f}×" if versus_ring else ""
         lines.append(f"| {model} | {r['row']} | {score} | {delta} | {bits:.3g} | {ratio} | "
-                     f"{r.get('wall_time_s', 0):.1f} | `{r['flags']}` |")
+                     f"{received:.3g} | {ring} | {r.get('wall_time_s', 0):.1f} | `{r['flags']}` |")
     return "\n".join(lines)
 
 

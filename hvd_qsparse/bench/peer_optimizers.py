@@ -21,11 +21,15 @@ convention of ``comm.accounting``:
 - PostLocalSGD: the buckets during its warm-up; then the flat parameter buffer that
   ``PeriodicModelAverager`` allreduces every ``period`` steps (gradients stay local).
 
+Every peer's collective is an allreduce, so what it receives is counted as a ring moves it,
+2(R − 1)/R of what it sent.
+
 Timing: ``communicate`` is the communication that backward did not hide: Horovod's
 ``synchronize()`` wait, and for DDP the seconds from the last bucket's hook call (backward is
 done) to the completion of the last bucket's future (PowerSGD's matrix products included: they
 run inside that chain), plus PostLocalSGD's model averages; ``compress`` is Horovod's fp16 cast.
 """
+import os
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -42,7 +46,7 @@ from torch.distributed.algorithms.model_averaging.utils import get_params_to_ave
 from torch.distributed.optim import PostLocalSGDOptimizer
 from torch.nn.parallel import DistributedDataParallel
 
-from hvd_qsparse.comm import BitCounter
+from hvd_qsparse.comm import BitCounter, ring_share
 from hvd_qsparse.optim.timing import StepTimer
 
 
@@ -95,9 +99,23 @@ class PeerOptimizer(ABC):
         """Release what the peer started itself (a no-op here; torchft's DiLoCo stops its servers)."""
 
     def record(self, sent_bits: int, dense_numel: int) -> None:
-        """Add ``sent_bits`` handed to a collective at the current step (the exact figure is
-        also the analytic one: a peer's buffer sizes follow from the tensor shapes)."""
-        self.bits.record(self._step, sent_bits, sent_bits, 32 * dense_numel)
+        """Add ``sent_bits`` handed to an allreduce at the current step (the exact figure is
+        also the analytic one: a peer's buffer sizes follow from the tensor shapes), and what
+        reaches this rank as a ring moves it (``comm.accounting``)."""
+        self.bits.record(self._step, sent_bits, sent_bits, 32 * dense_numel,
+                         received=ring_share(sent_bits, world_size()))
+
+
+def world_size() -> int:
+    """The peers' ranks: torch.distributed's world, else Horovod's, else mpirun's (torchft's
+    replica groups, one per mpirun rank, initialise neither)."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_world_size()
+    try:
+        import horovod.torch as hvd
+        return hvd.size()
+    except ValueError:  # Horovod not initialised in this process
+        return int(os.environ.get("OMPI_COMM_WORLD_SIZE", "1"))
 
 
 class CountingCompression(Compressor):

@@ -13,7 +13,10 @@ Definitions (per run, from its summary and rank 0's per-step metrics):
   higher) than the baseline's.
 - compress / comm / compute: mean ms per step in compression, in communication (waiting
   included) and in the rest of the step, as the optimizers time themselves.
-- bits/rank: the largest per-rank total; vs dense fp32: 32·d·steps over that.
+- bits/rank: the largest per-rank total sent; vs dense fp32: 32·d·steps over that.
+- recv/rank: the largest per-rank total received (the other ranks' bytes that reached it, an
+  allgather's fan-out included); vs ring: what a ring allreduce of fp32 delivers to a rank,
+  2(R − 1)/R · 32·d·steps, over that (``comm.accounting``).
 """
 import json
 from dataclasses import asdict, dataclass
@@ -72,6 +75,8 @@ class Row:
     epochs: Optional[int] = None
     bits: Optional[int] = None
     reduction: Optional[float] = None
+    received: Optional[int] = None
+    received_reduction: Optional[float] = None
     wall_s: Optional[float] = None
     train_s: Optional[float] = None
     compress_s: Optional[float] = None
@@ -92,7 +97,8 @@ def load_row(result: RunResult, target: float) -> Row:
     metric = summary.get("metric", "test_accuracy")
     row = Row(v.name, v.family, v.algorithm, score=summary[metric], metric=metric, steps=summary["steps"],
               epochs=steps[-1]["epoch"] + 1 if steps else 0, bits=max(summary["bits_per_rank"]),
-              reduction=summary["reduction"], wall_s=summary["wall_time_s"],
+              reduction=summary["reduction"], received=max(summary.get("received_bits_per_rank") or [0]),
+              received_reduction=summary.get("received_reduction"), wall_s=summary["wall_time_s"],
               train_s=sum(r["step_s"] for r in steps), compress_s=sum(r["compress_s"] for r in steps),
               communicate_s=sum(r["communicate_s"] for r in steps))
     row.bits_source = summary.get("bits_source", row.bits_source)
@@ -127,7 +133,8 @@ def markdown_table(rows: List[Row], target: float) -> str:
     """The setting's table, one line per run, ratios against ``hvd-fp32`` when it ran."""
     base = next((r for r in rows if r.name == BASELINE and not r.error), None)
     metric = metric_of(rows)
-    head = (f"| variant | {metric.title} | Δ vs dense | steps (epochs) | bits/rank | vs dense fp32 | train s | wall s "
+    head = (f"| variant | {metric.title} | Δ vs dense | steps (epochs) | bits/rank | vs dense fp32 | recv/rank "
+            f"| vs ring fp32 | train s | wall s "
             f"| to {metric.target_text(target)} (s) | speed-up vs {BASELINE} | bits to target | compress / comm / "
             "compute (ms/step) |")
     columns = head.count("|") - 1
@@ -141,7 +148,8 @@ def markdown_table(rows: List[Row], target: float) -> str:
         source = "" if r.bits_source.startswith("measured") else " (analytic)"
         lines.append(
             f"| {r.name} | {metric.show(r.score)} | {_fmt(gap, '+.2f', ' ' + metric.unit)} | {r.steps} ({r.epochs}) "
-            f"| {r.bits:.3e}{source} | {r.reduction:.1f}× | {r.train_s:.1f} | {r.wall_s:.1f} "
+            f"| {r.bits:.3e}{source} | {r.reduction:.1f}× | {_fmt(r.received, '.3e')} "
+            f"| {_fmt(r.received_reduction, '.1f', '×')} | {r.train_s:.1f} | {r.wall_s:.1f} "
             f"| {_fmt(r.target_s, '.1f')} | {_fmt(speedup, '.2f', '×')} | {_fmt(r.target_bits, '.3e')} "
             f"| {_per_step_ms(r)} |")
     return "\n".join(lines)

@@ -1,5 +1,5 @@
 """Exchanges of compressed payloads over Horovod, and one-sided MPI windows."""
-from hvd_qsparse.comm.accounting import BitCounter, StepBits
+from hvd_qsparse.comm.accounting import BitCounter, StepBits, ring_share
 from hvd_qsparse.comm.allgather import AllgatherExchange
 from hvd_qsparse.comm.allreduce import AllreduceExchange
 from hvd_qsparse.comm.base import Exchange, Finished, Message, Pending
@@ -17,4 +17,5 @@ __all__ = ["HorovodCommunicator", "JoinInProgress", "is_horovod_compression", "r
 __all__ += ["ParameterServerExchange", "ServerRound", "ShardedServerExchange", "SparseOrDenseExchange", "TwoPassExchange",
             "shard_sizes"]
 __all__ += ["Finished", "Served", "available_exchanges", "make_exchange", "register_exchange", "server_stream"]
+__all__ += ["ring_share"]
 __all__ += ["FlatLayout", "OneSidedUnavailableError", "ProgressThread", "Slot", "Window"]

@@ -1,12 +1,27 @@
 """Exact bit accounting: what each rank really handed to the network, step by step.
 
-Convention (the one papers use for "bits per worker"): a rank's bits for a step are the bytes
-of the buffers it contributes to the step's collectives (payloads, framing padding and any
-size headers), times 8. The dense baseline is the fp32 allreduce of the same tensors,
+Convention (the one papers use for "bits per worker"): a rank's bits sent for a step are the
+bytes of the buffers it contributes to the step's collectives (payloads, framing padding and
+any size headers), times 8. The dense baseline is the fp32 allreduce of the same tensors,
 32·d bits per communication round.
+
+Bits received are the bytes that reach this rank from the other ranks' buffers: the other
+ranks' segments of an allgather (the fan-out, (R − 1) times a rank's payload), the slices the
+others address to it in an alltoall, a broadcast's buffer at every rank but the root. What
+arrives in an allreduce depends on its algorithm; it is counted as a ring moves it (Horovod's
+NCCL and MPI rings, and Rabenseifner's reduce-scatter + allgather, move the same):
+2(R − 1)/R of the buffer (``ring_share``). The received baseline is a ring allreduce of fp32,
+2(R − 1)/R · 32·d bits per round: it hardly changes with R, where an allgather's fan-out grows
+as R − 1.
 """
 from dataclasses import dataclass, field
 from typing import List
+
+
+def ring_share(nbytes: int, ranks: int) -> int:
+    """Bytes that reach one rank in a ring allreduce of ``nbytes`` over ``ranks`` ranks: R − 1
+    chunks of about nbytes/R in the reduce-scatter and as many in the allgather."""
+    return 2 * (ranks - 1) * int(nbytes) // ranks if ranks > 1 else 0
 
 
 @dataclass

@@ -10,6 +10,7 @@ from typing import List, Optional, Sequence
 
 import torch
 
+from hvd_qsparse.comm.accounting import ring_share
 from hvd_qsparse.comm.base import Exchange, Message, Pending
 from hvd_qsparse.backend import JoinInProgress
 from hvd_qsparse.comm.join_fallback import dense_sum
@@ -78,6 +79,7 @@ class _PendingAllgather(Pending):
                 pass
         totals, self.flags, self.sent_bytes = dense_sum(self.exchange.comm, self.exchange.compressor,
                                                         self.messages, self.name, self.flag)
+        self.received_bytes = ring_share(self.sent_bytes, self.exchange.comm.size)
         self.dense, self.control_bytes = True, 0 if self.flag is None else 4 * self.exchange.comm.size
         return totals
 

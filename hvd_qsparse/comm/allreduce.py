@@ -7,6 +7,7 @@ from typing import List, Optional, Sequence
 
 import torch
 
+from hvd_qsparse.comm.accounting import ring_share
 from hvd_qsparse.comm.base import Exchange, Message, Pending
 from hvd_qsparse.comm.registry import register_exchange
 
@@ -15,7 +16,7 @@ class _PendingAllreduce(Pending):
     def __init__(self, exchange, messages, handle, sent_bytes, flagged, control_bytes):
         self.exchange, self.messages, self.handle, self.sent_bytes = exchange, messages, handle, sent_bytes
         self.flagged, self.control_bytes = flagged, control_bytes
-        self.received_bytes = sent_bytes + control_bytes  # the reduced buffer that comes back
+        self.received_bytes = ring_share(sent_bytes, exchange.comm.size)  # as a ring moves it (accounting)
 
     def wait(self) -> List[torch.Tensor]:
         summed = self.exchange.comm.synchronize(self.handle)

@@ -30,6 +30,8 @@ class Message:
     payload: torch.Tensor
     ctx: Context
     selection: Optional[Selection] = None
+    #: the name its memory and seed are keyed by (a two-pass server keys its own memory by it)
+    key: Optional[str] = None
 
     def dense(self, compressor: Compressor) -> torch.Tensor:
         """This message's values, flat fp32: from the selection, or decoded when it has none."""

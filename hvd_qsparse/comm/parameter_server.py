@@ -23,32 +23,31 @@ ROOT = 0
 class ParameterServerExchange(TwoPassExchange):
     """Gather to rank 0, serve every shard there, broadcast the replies."""
 
-    def run(self, messages: Sequence[Message], name: str) -> ServerRound:
+    def run(self, messages: Sequence[Message], name: str, flag=None) -> ServerRound:
         rank, size = self.comm.rank, self.comm.size
-        sizes = self.payload_sizes(messages)
         send = join_parts([m.payload for m in messages])
         splits = torch.tensor([send.numel() if r == ROOT else 0 for r in range(size)], dtype=torch.int32)
         received, _ = self.comm.alltoall(send, splits=splits, name=f"{name}.workers")
         result = ServerRound(update=torch.empty(0, device=send.device), sent_bytes=send.numel(),
                              analytic_bits=self.worker_analytic_bits(messages))
         if rank == ROOT:
-            reply_buf = self._serve_all(received.view(size, send.numel()), messages, sizes, result)
+            reply_buf = self._serve_all(received.view(size, send.numel()), messages, result)
             result.sent_bytes += reply_buf.numel()
             result.received_bytes = received.numel() - send.numel()
-            result.analytic_bits += self.worker_analytic_bits(messages)
+            result.analytic_bits += self.reply_analytic_bits(messages)
         else:
-            reply_buf = torch.zeros(sum(sizes), dtype=torch.uint8, device=send.device)
+            reply_buf = torch.zeros(sum(self.reply_sizes(messages)), dtype=torch.uint8, device=send.device)
             result.received_bytes = reply_buf.numel()
         reply_buf = self.comm.broadcast(reply_buf, root_rank=ROOT, name=f"{name}.server")
         result.update = self.decode_replies(reply_buf, messages, result.replies)
         return result
 
-    def _serve_all(self, per_rank: torch.Tensor, messages, sizes, result: ServerRound) -> torch.Tensor:
+    def _serve_all(self, per_rank: torch.Tensor, messages, result: ServerRound) -> torch.Tensor:
         """Serve every shard from the gathered messages (one row per rank); the joined replies."""
         replies, offset = [], 0
-        for shard, (message, nbytes) in enumerate(zip(messages, sizes)):
+        for shard, (message, nbytes) in enumerate(zip(messages, self.payload_sizes(messages))):
             payloads = [row[offset: offset + nbytes] for row in per_rank]
-            reply, result.means[shard], result.replies[shard] = self.serve(shard, payloads, message.ctx)
+            reply, result.means[shard], result.replies[shard] = self.serve(shard, payloads, message.ctx, message.key)
             replies.append(reply)
             offset += nbytes
         return join_parts(replies)

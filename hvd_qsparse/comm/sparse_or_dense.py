@@ -17,6 +17,7 @@ from typing import List, Sequence
 
 import torch
 
+from hvd_qsparse.comm.accounting import ring_share
 from hvd_qsparse.comm.allgather import AllgatherExchange, payload_sizes
 from hvd_qsparse.comm.base import Exchange, Message, Pending
 from hvd_qsparse.backend import JoinInProgress
@@ -33,7 +34,7 @@ class _PendingDense(Pending):
 
     def __init__(self, comm, messages, handle, sent_bytes):
         self.comm, self.messages, self.handle, self.sent_bytes = comm, messages, handle, sent_bytes
-        self.received_bytes = 4 * sum(m.ctx.numel for m in messages)  # the reduced buffer
+        self.received_bytes = ring_share(4 * sum(m.ctx.numel for m in messages), comm.size)
 
     def wait(self) -> List[torch.Tensor]:
         summed = self.comm.synchronize(self.handle)
@@ -58,6 +59,7 @@ class _PendingJoined(Pending):
 
     def __init__(self, comm, compressor, messages, name, flag):
         self.results, self.flags, self.sent_bytes = dense_sum(comm, compressor, messages, name, flag)
+        self.received_bytes = ring_share(self.sent_bytes, comm.size)
         self.control_bytes = 0 if flag is None else 4 * comm.size
         self.analytic_bits = 8 * self.sent_bytes  # a dense fp32 sum moved
 

@@ -21,6 +21,8 @@ from typing import Iterable, List, Tuple
 
 import torch
 
+from hvd_qsparse.comm import ring_share
+
 BROADCAST_ROOT = 0
 
 
@@ -67,7 +69,7 @@ class BufferSync:
         self.synced = total.div_(self.comm.size)
         self._write(self.synced)
         nbits = 32 * flat.numel()
-        bits.record(step, nbits, nbits, nbits, received=nbits)
+        bits.record(step, nbits, nbits, nbits, received=ring_share(nbits, self.comm.size))
 
     def restore_synced(self) -> None:
         """Put back the buffers of the last average (no communication): local steps after it

@@ -20,7 +20,7 @@ from typing import Callable, List, Optional, Sequence, Tuple, Union
 
 import torch
 
-from hvd_qsparse.comm import Exchange, Message, Pending
+from hvd_qsparse.comm import Exchange, Message, Pending, shard_sizes
 from hvd_qsparse.compression import Compressor
 from hvd_qsparse.compression.base import all_finite
 from hvd_qsparse.error_feedback import ErrorFeedback
@@ -33,6 +33,15 @@ from hvd_qsparse.optim.timing import StepTimer
 CompressorFor = Union[Compressor, Callable[[str, torch.Tensor], Compressor]]
 #: every tensor compressed alone
 UNFUSED = Fusion("tensor")
+
+
+def region_values(name: str, value: torch.Tensor, regions: int) -> List[Tuple[str, torch.Tensor]]:
+    """``[(key, part)]``: ``value`` whole under ``name`` when ``regions`` is 1, else its R
+    contiguous near-equal regions, flat, under ``name@0`` … ``name@{R-1}``."""
+    if regions == 1:
+        return [(name, value)]
+    parts = value.reshape(-1).split(shard_sizes(value.numel(), regions))
+    return [(f"{name}@{j}", part) for j, part in enumerate(parts)]
 
 
 @dataclass
@@ -79,7 +88,8 @@ class StepPipeline:
 
     def compress(self, named_values: Sequence[Tuple[str, torch.Tensor]], compressor: CompressorFor,
                  memory: Optional[ErrorFeedback], *, seed: int, step: int, report: LocalReport,
-                 index: Callable[[int, str], int] = lambda i, name: i, fusion: Optional[Fusion] = None) -> Batch:
+                 index: Callable[[int, str], int] = lambda i, name: i, fusion: Optional[Fusion] = None,
+                 regions: int = 1) -> Batch:
         """Every ``(name, value)`` through ``memory`` (None: no error feedback; the values go as
         they are, NaN included, as Horovod's allreduce carries them), marking ``index(i, name)``
         in ``report`` for a non-finite value either way, so every rank refuses or skips the step.
@@ -87,30 +97,39 @@ class StepPipeline:
         With ``fusion``, consecutive tensors go as one flat vector per group (``optim.fusion``):
         one compression, one finiteness check (the one host synchronisation of a group), and
         ``finish`` cuts the sums back into the tensors.
+
+        With ``regions`` = R > 1, each group's vector is cut into R contiguous near-equal
+        regions (``comm.shard_sizes``), compressed one by one as messages ``group@j`` (memory
+        and seed keyed so), for an exchange that routes region j to rank j and returns one
+        flat sum per group (``comm.ShardedServerExchange``).
         """
         batch = Batch()
         groups = (fusion or UNFUSED).groups(named_values)
         with self.timer.phase("compress"), (self.trace or contextlib.nullcontext()):
             for group in groups:
                 values = [named_values[i][1] for i in group.positions]
-                value = group.join(values)
-                codec = compressor if isinstance(compressor, Compressor) else compressor(group.name, value)
-                tensor_seed = derive_seed(seed, step, group.name)
-                if memory is None:
-                    payload, ctx, selection = codec.compress_selected(value, tensor_seed, self.comm.rank,
-                                                                      check_finite=False)
-                    finite = all_finite(value)
-                else:
-                    payload, ctx, selection, finite = memory.compress_finite(
-                        group.name, value, codec, seed=tensor_seed, stream=self.comm.rank)
-                if not finite:  # which tensor: only on this path, so the check costs nothing otherwise
-                    bad = next((i for i, v in zip(group.positions, values) if not all_finite(v)), group.positions[0])
-                    report.mark_bad(index(bad, named_values[bad][0]))
-                batch.messages.append(Message(payload, ctx, selection))
+                joined = group.join(values)
+                for key, value in region_values(group.name, joined, regions):
+                    codec = compressor if isinstance(compressor, Compressor) else compressor(key, value)
+                    message, finite = self._compress_one(key, value, codec, memory, derive_seed(seed, step, key))
+                    if not finite:  # which tensor: only on this path, so the check costs nothing otherwise
+                        bad = next((i for i, v in zip(group.positions, values) if not all_finite(v)),
+                                   group.positions[0])
+                        report.mark_bad(index(bad, named_values[bad][0]))
+                    batch.messages.append(message)
+                    batch.analytic_bits += codec.analytic_bits_of(message.selection, value.numel())
                 batch.groups.append(group)
-                batch.analytic_bits += codec.analytic_bits_of(selection, value.numel())
-                batch.numel += value.numel()
+                batch.numel += joined.numel()
         return batch
+
+    def _compress_one(self, key: str, value: torch.Tensor, codec: Compressor, memory: Optional[ErrorFeedback],
+                      seed: int) -> Tuple[Message, bool]:
+        """One vector through ``memory`` (or plainly): its message and whether it was finite."""
+        if memory is None:
+            payload, ctx, selection = codec.compress_selected(value, seed, self.comm.rank, check_finite=False)
+            return Message(payload, ctx, selection, key), all_finite(value)
+        payload, ctx, selection, finite = memory.compress_finite(key, value, codec, seed=seed, stream=self.comm.rank)
+        return Message(payload, ctx, selection, key), finite
 
     def start(self, exchange: Exchange, batch: Batch, name: str, step: int, flag: Optional[int] = None) -> Round:
         """Begin the exchange of ``batch`` (``flag`` rides in its buffers). Timed as

@@ -1,6 +1,7 @@
 """Per-step metrics of the training job: JSON lines or CSV, and TensorBoard as an option.
 
-Rank 0 writes one row per step: loss, this rank's bits for the step and in total, seconds in
+Rank 0 writes one row per step: loss, this rank's bits sent and received for the step and in
+total (``comm.accounting``), seconds in
 compression, communication and the whole step, wall time since the start; rows at evaluation
 steps add the score (test accuracy, or a language model's validation loss) and every rank's
 total bits. ``python -m hvd_qsparse.cli plot``
@@ -11,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Optional
 
-FIELDS = ("step", "epoch", "loss", "bits", "bits_total", "compress_s", "communicate_s", "step_s", "wall_s",
+FIELDS = ("step", "epoch", "loss", "bits", "bits_total", "bits_received", "bits_received_total", "compress_s", "communicate_s", "step_s", "wall_s",
           "test_accuracy", "val_loss", "bits_per_rank")
 FORMATS = (".jsonl", ".csv")
 
@@ -120,9 +121,10 @@ class StepRecorder:
         if self.log is None:
             return
         history = self.opt.bits.history
-        row = {"step": step, "epoch": epoch, "loss": loss,
-               "bits": history[-1].sent if history and history[-1].step == step else 0,
-               "bits_total": self.opt.bits.total_sent, "compress_s": phases.get("compress", 0.0),
+        last = history[-1] if history and history[-1].step == step else None
+        row = {"step": step, "epoch": epoch, "loss": loss, "bits": last.sent if last else 0,
+               "bits_total": self.opt.bits.total_sent, "bits_received": last.received if last else 0,
+               "bits_received_total": self.opt.bits.total_received, "compress_s": phases.get("compress", 0.0),
                "communicate_s": phases.get("communicate", 0.0), "step_s": step_seconds, "wall_s": wall_seconds}
         if evaluating:
             row.update({self.metric: self.evaluate(), "bits_per_rank": per_rank})

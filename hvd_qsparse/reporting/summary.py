@@ -8,6 +8,7 @@ the benchmark's peers) prints and writes at the end, and the per-step recorder b
 import json
 
 from hvd_qsparse.algorithms import algorithm_class, available_algorithms
+from hvd_qsparse.comm import ring_share
 from hvd_qsparse.files import atomic_write
 from hvd_qsparse.optim import setting as optim_setting
 from hvd_qsparse.reporting.metrics import MetricsLog, StepRecorder
@@ -52,8 +53,13 @@ def _metric_field(task) -> str:
 
 def run_summary(args, comm, opt, model, test_set, wall, task=None) -> dict:
     """The summary, identical on every rank: the final score (test accuracy, or the validation
-    loss of a language model; checked equal on all ranks), bits each rank sent, the dense fp32
-    figure and every rank's per-step history.
+    loss of a language model; checked equal on all ranks), bits each rank sent and received,
+    the dense fp32 figures and every rank's per-step history.
+
+    ``reduction`` compares what a rank sent with a dense fp32 allreduce's input, 32·d bits per
+    step (the papers' "bits per worker"); ``received_reduction`` compares what reached a rank
+    with what reaches it in a ring allreduce of fp32, 2(R − 1)/R · 32·d bits per step
+    (``comm.accounting``), the figure where an allgather's fan-out shows (None with one rank).
 
     Raises:
         RuntimeError: the ranks ended with different models (with ``--buffers local`` their
@@ -67,6 +73,10 @@ def run_summary(args, comm, opt, model, test_set, wall, task=None) -> dict:
     # buffers this run keeps equal (BatchNorm's statistics): 32 bits per entry of both.
     buffer_entries = opt.buffers.numel if getattr(opt, "buffers", None) else 0
     dense_bits = 32 * (opt.flat_numel() + buffer_entries) * steps
+    received = comm.allgather_object(bits.total_received, name="summary.received")
+    # The dense step's received side: the ring's share of the allreduce, and the buffers'
+    # broadcast at every rank but the root.
+    ring_received = (ring_share(4 * opt.flat_numel(), comm.size()) * 8 + 32 * buffer_entries) * steps
     score = _score(task, model, test_set)
     scores = comm.allgather_object(score, name="summary.score")
     spread = max(scores) - min(scores)
@@ -81,6 +91,8 @@ def run_summary(args, comm, opt, model, test_set, wall, task=None) -> dict:
             "control_bits_per_rank": comm.allgather_object(bits.total_control, name="summary.control"),
             "analytic_bits_rank0": bits.total_analytic if comm.rank() == 0 else None,
             "dense_fp32_bits_per_rank": dense_bits, "reduction": dense_bits / max(1, max(per_rank)),
+            "received_bits_per_rank": received, "ring_fp32_received_bits_per_rank": ring_received,
+            "received_reduction": ring_received / max(1, max(received)) if comm.size() > 1 else None,
             "communication_rounds": len(bits.history), "wall_time_s": wall,
             "history": _all_ranks_history(comm, bits)}
 
@@ -108,9 +120,13 @@ def format_table(summary: dict) -> str:
     score = (f"{100 * summary['test_accuracy']:>7.2f}%" if accuracy_score
              else f"{summary[summary['metric']]:>8.4f}")
     head = (f"{'algorithm':<10} {'setting':<{width}} {title:>8} {'bits/rank':>12} {'vs dense fp32':>14} "
-            f"{'wall':>7}")
+            f"{'recv/rank':>12} {'vs ring fp32':>13} {'wall':>7}")
+    received = summary.get("received_bits_per_rank") or [0]
+    versus_ring = summary.get("received_reduction")
+    ring = "-" if versus_ring is None else f"{versus_ring:.1f}x"
     row = (f"{summary['algorithm']:<10} {summary['setting']:<{width}} {score} "
-           f"{max(summary['bits_per_rank']):>12.4g} {summary['reduction']:>13.1f}x {summary['wall_time_s']:>6.1f}s")
+           f"{max(summary['bits_per_rank']):>12.4g} {summary['reduction']:>13.1f}x "
+           f"{max(received):>12.4g} {ring:>13} {summary['wall_time_s']:>6.1f}s")
     return f"{head}\n{row}"
 
 

@@ -32,7 +32,16 @@ def test_a_named_setting_wins_and_the_table_shows_it():
     args = argparse.Namespace(setting="powersgd rank=4", options={"compressor": "none"})
     assert run_setting(args) == "powersgd rank=4"
     table = format_table({"algorithm": "ddp", "setting": "powersgd rank=4", "test_accuracy": 0.9721,
-                          "bits_per_rank": [10, 12], "reduction": 37.7, "wall_time_s": 2.06})
+                          "bits_per_rank": [10, 12], "reduction": 37.7, "received_bits_per_rank": [30, 36],
+                          "received_reduction": 4.25, "wall_time_s": 2.06})
     head, row = table.splitlines()
     assert head.split()[:3] == ["algorithm", "setting", "test"]
-    assert row.split() == ["ddp", "powersgd", "rank=4", "97.21%", "12", "37.7x", "2.1s"]
+    assert "recv/rank" in head and "vs ring fp32" in head
+    assert row.split() == ["ddp", "powersgd", "rank=4", "97.21%", "12", "37.7x", "36", "4.2x", "2.1s"]
+
+
+def test_the_table_shows_no_ring_ratio_for_one_rank():
+    table = format_table({"algorithm": "qsparse", "setting": "topk", "test_accuracy": 0.5, "bits_per_rank": [8],
+                          "reduction": 2.0, "received_bits_per_rank": [0], "received_reduction": None,
+                          "wall_time_s": 1.0})
+    assert table.splitlines()[1].split()[-3:] == ["0", "-", "1.0s"]
