@@ -11,7 +11,7 @@ It runs with the shard's own seed (rand-k then keeps the workers' coordinates) a
 rounding-noise stream ``comm.server_stream(j)``, so whichever rank serves gets the same reply.
 The two-pass exchanges of ``comm`` call it; without memory (the ablation) v = Q(v̄).
 
-Qsparse-local-SGD's sharded exchange (``algorithms.qsparse_sharded``) runs the same step on the
+Qsparse-local-SGD's sharded exchange (``algorithms.qsparse``) runs the same step on the
 sum Σ_i v_i instead of the mean (``average=False``), since its exchanges return sums, and may
 give the server pass its own operator (``reply_compressor``).
 """

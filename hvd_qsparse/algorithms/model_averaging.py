@@ -28,7 +28,7 @@ from typing import Dict, List
 import torch
 
 from hvd_qsparse.algorithms.qsparse_state import PendingSync
-from hvd_qsparse.optim import FragmentPlan, LocalReport, Verdict
+from hvd_qsparse.optim import FragmentPlan, LocalReport, Verdict, region_keys
 
 
 class ModelAveraging:
@@ -67,7 +67,7 @@ class ModelAveraging:
         named = self._fragment(fragment)
         keeps_origin = state.sync_delay > 0 or state.mixing > 0
         origin = {n: p.detach().float().clone() for n, p in named} if keeps_origin else {}
-        keys = [g.name for g in self.fusion.groups(named)]
+        keys = [key for g in self.fusion.groups(named) for key in region_keys(g.name, state.regions)]
         pending = PendingSync(fragment, step, origin, {k: state.error_feedback.memory.get(k) for k in keys})
         pending.round = self._exchange(pending)
         state.pending[fragment] = pending

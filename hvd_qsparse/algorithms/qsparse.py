@@ -12,6 +12,18 @@ t + 1 ∈ I_T = {t : t mod H = 0}, where
 
 The g̃^(r) travel in one fused variable-size allgather and every rank decodes all of them.
 
+``exchange="sharded"`` (docs/sharded-exchange.md) adds a
+second, compensated compression by the owner of each region, so that a rank's traffic stays
+O(k) at any R: each fused bucket is cut into R regions, rank j owns region j with memory s_j
+and a server operator Q_s (the workers' by default), and
+
+.. math::
+    \sigma_j = \textstyle\sum_r \tilde g^{(r)}_j,\quad v_j = Q_s(\sigma_j + s_j),\quad
+    s_j \leftarrow \sigma_j + s_j - v_j,\quad \hat x_j \leftarrow \hat x_j - \tfrac1R v_j,
+
+DoubleSqueeze's server pass (Tang et al., ICML 2019) on the sum; with the identity compressor
+it is the dense average.
+
 With H = 1 the same rule is run on gradients instead of model changes (error-compensated
 compressed SGD: u = m + g, the optimizer steps with the mean of the decoded g̃): for plain SGD at
 a constant learning rate the two are the same algorithm, and the gradient form lets the
@@ -23,6 +35,7 @@ from typing import List, Optional
 
 import torch
 
+from hvd_qsparse.algorithms.doublesqueeze_server import DoubleSqueezeServer
 from hvd_qsparse.algorithms.model_averaging import ModelAveraging
 from hvd_qsparse.algorithms.qsparse_state import EXCHANGES, QsparseState
 from hvd_qsparse.algorithms.registry import register_algorithm
@@ -33,9 +46,13 @@ from hvd_qsparse.optim import (FUSIONS, OUTERS, Fusion, GradientBuckets, LocalRe
 from hvd_qsparse.optim.agreement import finish_agreement, start_agreement
 
 
-def exchange_options(kind: str, compressor: Compressor, predivide: float) -> dict:
-    """Keywords of the exchange ``kind`` resolves to: an allreduce takes Horovod's predivide factor."""
-    return {"predivide": predivide} if registry.resolve(kind, compressor) == "allreduce" else {}
+def exchange_options(kind: str, compressor: Compressor, predivide: float, serve=None, reply=None) -> dict:
+    """Keywords of the exchange ``kind`` resolves to: an allreduce takes Horovod's predivide
+    factor, the sharded exchange the owners' step (``serve``) and operator (``reply``)."""
+    resolved = registry.resolve(kind, compressor)
+    if resolved == "allreduce":
+        return {"predivide": predivide}
+    return {"serve": serve, "reply_compressor": reply} if resolved == "sharded" else {}
 
 
 def outer_options(args) -> dict:
@@ -76,20 +93,24 @@ class QsparseLocalSGD(ModelAveraging, WrappedOptimizer):
                  levels: Optional[int] = None, local_steps: int = 1, warmup_steps: int = 0, seed: int = 0,
                  exchange: str = "auto", bucket_cap_numel: int = 1 << 22, fusion: str = "bucket",
                  memory_decay: float = 1.0, sync_delay: int = 0, mixing: float = 0.0, fragments: int = 1,
-                 outer_optimizer=None, outer_lr: float = 0.7, outer_momentum: float = 0.9, options=None):
+                 outer_optimizer=None, outer_lr: float = 0.7, outer_momentum: float = 0.9,
+                 server_ratio: Optional[float] = None, options=None):
         super().__init__(optimizer, named_parameters, options)
         if not isinstance(compressor, Compressor):
             compressor = create(compressor, ratio=ratio, levels=levels)
+        server = None if server_ratio is None else create(compressor.name, **{**compressor.params(),
+                                                                              "ratio": server_ratio})
         if outer_optimizer is not None and not callable(outer_optimizer):
             outer_optimizer = outer_factory(outer_optimizer, outer_lr, outer_momentum)
         outer = None if outer_optimizer is None else OuterOptimizer(outer_optimizer)
         self._hyperparameters = (compressor, local_steps, warmup_steps, seed, exchange, fusion, memory_decay,
-                                 sync_delay, mixing, fragments, outer)
+                                 sync_delay, mixing, fragments, outer, server)
         self.algorithm_state = self._new_algorithm_state()
         self.fusion = Fusion(self.local_sgd_state.fusion, bucket_cap_numel)
         predivide = self.options.gradient_predivide_factor
         self.exchange = make_exchange(exchange, compressor, self.comm,
-                                      **exchange_options(exchange, compressor, predivide))
+                                      **exchange_options(exchange, compressor, predivide, self._serve,
+                                                         self.local_sgd_state.server_compressor))
         self.dense_exchange = make_exchange("allreduce", NoneCompressor(), self.comm, predivide=predivide)
         self.bucket_cap_numel = bucket_cap_numel
         self.buckets: Optional[GradientBuckets] = None
@@ -100,8 +121,18 @@ class QsparseLocalSGD(ModelAveraging, WrappedOptimizer):
         self._make_buckets()
 
     def _new_algorithm_state(self) -> QsparseState:
-        *settings, outer = self._hyperparameters
-        return QsparseState(*settings, outer=None if outer is None else OuterOptimizer(outer.factory))
+        *settings, outer, server = self._hyperparameters
+        state = QsparseState(*settings, outer=None if outer is None else OuterOptimizer(outer.factory),
+                             server_compressor=server)
+        state.regions = self.comm.size if state.sharded else 1
+        return state
+
+    def _serve(self, index: int, payloads, ctx, key):
+        """The owners' step of ``exchange="sharded"``: DoubleSqueeze's server pass on the sum,
+        with this rank's owner memories (``comm.TwoPassExchange``)."""
+        state = self.local_sgd_state
+        server = DoubleSqueezeServer(state.compressor, state.server_memory, state.server_compressor, average=False)
+        return server.serve(index, payloads, ctx, key)
 
     @property
     def local_sgd_state(self) -> QsparseState:
@@ -136,7 +167,7 @@ class QsparseLocalSGD(ModelAveraging, WrappedOptimizer):
         self._ensure_same_model()
         if self._hook_report is None:
             self._hook_report = LocalReport()
-            self._memory_snapshot = self.local_sgd_state.error_feedback.snapshot()
+            self._memory_snapshot = self.local_sgd_state.snapshot_memories()
             self._compressed_with = self.loss_scale
         self._pending.append(self._start_bucket(index, self._hook_report))
 
@@ -164,7 +195,7 @@ class QsparseLocalSGD(ModelAveraging, WrappedOptimizer):
     def _exchange_gradients(self, report: LocalReport, writeback: float) -> Verdict:
         if self._hook_report is None:  # no bucket fired yet (no backward, or no hooks' parameters)
             self._hook_report = LocalReport()
-            self._memory_snapshot = self.local_sgd_state.error_feedback.snapshot()
+            self._memory_snapshot = self.local_sgd_state.snapshot_memories()
         self.buckets.flush()
         report.bad_tensor = self._hook_report.bad_tensor
         # Under a GradScaler the overflow flag and the scale are known only now: one more small
@@ -174,7 +205,7 @@ class QsparseLocalSGD(ModelAveraging, WrappedOptimizer):
         verdict = (finish_agreement(self.comm, agreement) if agreement is not None
                    else Verdict.from_flags([round_.pending.flags for round_, *_ in results]))
         if verdict.non_finite or verdict.redo:
-            self.local_sgd_state.error_feedback.restore(self._memory_snapshot)
+            self.local_sgd_state.restore_memories(self._memory_snapshot)
         if verdict.non_finite:
             return verdict
         if verdict.redo:  # hooks compressed with a stale loss scale: again with GradScaler's
@@ -211,7 +242,7 @@ class QsparseLocalSGD(ModelAveraging, WrappedOptimizer):
         state = self.local_sgd_state
         return self.pipeline.compress(named_values, state.compressor, state.error_feedback, seed=state.seed,
                                       step=step, report=report, index=lambda i, name: self._index[name],
-                                      fusion=self.fusion)
+                                      fusion=self.fusion, regions=state.regions)
 
     def _check_can_add_params(self) -> None:
         if self.local_sgd_state.pending:
@@ -227,7 +258,11 @@ class QsparseLocalSGD(ModelAveraging, WrappedOptimizer):
     @classmethod
     def add_arguments(cls, group) -> None:
         group.add_argument("--exchange", default="auto", choices=EXCHANGES,
-                           help="auto: allreduce for summable compressors, allgather otherwise")
+                           help="auto: allreduce for summable compressors, allgather otherwise; sharded: "
+                                "rank j owns region j and re-compresses its sum with error feedback "
+                                "(traffic per rank flat in R)")
+        group.add_argument("--server-ratio", type=float, default=None, metavar="RATIO",
+                           help="with --exchange sharded: the owners' ratio (default: --ratio)")
         group.add_argument("--fusion", default="bucket", choices=FUSIONS,
                            help="bucket: consecutive tensors compressed as one vector (top-k over the bucket); "
                                 "tensor: every tensor alone")
@@ -251,10 +286,11 @@ class QsparseLocalSGD(ModelAveraging, WrappedOptimizer):
                 "local_steps": args.local_steps, "warmup_steps": args.warmup_steps, "seed": args.seed,
                 "exchange": args.exchange, "fusion": args.fusion, "memory_decay": args.memory_decay,
                 "sync_delay": args.sync_delay, "mixing": args.mixing, "fragments": args.fragments,
-                **outer_options(args)}
+                **outer_options(args), **({} if args.server_ratio is None else {"server_ratio": args.server_ratio})}
 
     #: options left out of the setting line at these values (today's rule)
-    quiet_defaults = {"memory_decay": 1.0, "sync_delay": 0, "mixing": 0.0, "fragments": 1, "outer_optimizer": None}
+    quiet_defaults = {"memory_decay": 1.0, "sync_delay": 0, "mixing": 0.0, "fragments": 1, "outer_optimizer": None,
+                      "server_ratio": None}
 
     def broadcast_state(self, root_rank: int = 0) -> None:
         """Broadcast parameters and optimizer state (at the start of training); x̂ is then taken

@@ -11,8 +11,9 @@ from hvd_qsparse.optim.fusion import FUSIONS
 from hvd_qsparse.optim.outer import OuterOptimizer
 from hvd_qsparse.validation import check_choice, check_count, check_decay, check_fraction, check_int
 
-#: ``--exchange``: ``auto`` resolves by the compressor (``comm.registry.resolve``)
-EXCHANGES = ("auto", "allgather", "allreduce")
+#: ``--exchange``: ``auto`` resolves by the compressor (``comm.registry.resolve``); ``sharded``
+#: adds the owners' compensated compression (``algorithms.qsparse`` states the rule)
+EXCHANGES = ("auto", "allgather", "allreduce", "sharded")
 
 
 @dataclass
@@ -57,12 +58,14 @@ class QsparseState:
         mixing: α, the weight the local model keeps when a round is applied (0 ≤ α < 1).
         fragments: F, fragments of the model synchronizing on a staggered schedule (1 ≤ F ≤ H).
         outer: the ``OuterOptimizer`` that applies the averaged change to x̂, or None (x̂ ← x̂ − Δ̄).
+        server_compressor: with ``exchange="sharded"``, the owners' operator Q_s (None: the
+            workers' ``compressor``).
     """
 
     def __init__(self, compressor: Compressor, local_steps: int = 1, warmup_steps: int = 0,
                  seed: int = 0, exchange: str = "auto", fusion: str = "bucket", memory_decay: float = 1.0,
                  sync_delay: int = 0, mixing: float = 0.0, fragments: int = 1,
-                 outer: Optional[OuterOptimizer] = None):
+                 outer: Optional[OuterOptimizer] = None, server_compressor: Optional[Compressor] = None):
         # --- hyperparameters --------------------------------------------------------------
         self.compressor = compressor
         self.local_steps = check_int("local_steps", local_steps, 1, "H, steps between synchronizations")
@@ -81,13 +84,38 @@ class QsparseState:
         # --- the last synchronized model x̂, identical on every rank -----------------------
         self.x_hat: Dict[str, torch.Tensor] = {}
         self.outer = outer
+        if self.sharded and self.sync_delay:
+            raise ValueError("sync_delay (--sync-delay) must be 0 with exchange='sharded': its two passes run "
+                             "at once, so a round cannot overlap local steps")
+        if server_compressor is not None and not self.sharded:
+            raise ValueError("server_compressor (--server-ratio) applies to exchange='sharded' only, "
+                             f"got exchange={self.exchange!r}")
+        self.server_compressor = server_compressor or compressor
         # --- this rank's error-feedback memory m^(r) ------------------------------------------
         self.error_feedback = ErrorFeedback(check_decay(memory_decay))
+        # --- the owners' memories s_j of the regions this rank owns (exchange="sharded") -------
+        self.server_memory: Optional[ErrorFeedback] = ErrorFeedback() if self.sharded else None
+        #: regions each fused bucket is cut into: R (the ranks, set by the engine) when sharded, else 1
+        self.regions = 1
         # --- rounds started and not yet applied, by fragment -----------------------------------
         self.pending: Dict[int, PendingSync] = {}
         # --- counters -------------------------------------------------------------------------
         self.step = 0
         self.bits = BitCounter()
+
+    @property
+    def sharded(self) -> bool:
+        return self.exchange == "sharded"
+
+    def snapshot_memories(self) -> tuple:
+        """Both memories as they are (``restore_memories`` puts them back)."""
+        return (self.error_feedback.snapshot(), None if self.server_memory is None else self.server_memory.snapshot())
+
+    def restore_memories(self, snapshot: tuple) -> None:
+        worker, server = snapshot
+        self.error_feedback.restore(worker)
+        if server is not None:
+            self.server_memory.restore(server)
 
     def is_warmup(self, step: int) -> bool:
         return step < self.warmup_steps
@@ -120,6 +148,9 @@ class QsparseState:
                 "error_feedback": self.error_feedback.state_dict(), "bits": self.bits.state_dict(),
                 "memory_decay": self.memory_decay, "sync_delay": self.sync_delay, "mixing": self.mixing,
                 "fragments": self.fragments, "outer": None if self.outer is None else self.outer.state_dict(),
+                "server_memory": None if self.server_memory is None else self.server_memory.state_dict(),
+                "server_compressor": self.server_compressor.name, "server_params": self.server_compressor.params(),
+                "regions": self.regions,
                 "pending": [p.state_dict() for _, p in sorted(self.pending.items())]}
 
     def load_state_dict(self, state: dict) -> None:
@@ -136,12 +167,15 @@ class QsparseState:
         mine = {"compressor_params": self.compressor.params(), "local_steps": self.local_steps,
                 "warmup_steps": self.warmup_steps, "fusion": self.fusion, "memory_decay": self.memory_decay,
                 "sync_delay": self.sync_delay, "mixing": self.mixing, "fragments": self.fragments,
-                "outer": None if self.outer is None else self.outer.kind}
+                "outer": None if self.outer is None else self.outer.kind, "sharded": self.sharded,
+                "server_params": self.server_compressor.params(), "regions": self.regions}
         # Checkpoints from before fusion kept one memory per tensor; from before the outer
         # optimizer, they ran today's defaults.
         state = {"fusion": "tensor", "memory_decay": 1.0, "sync_delay": 0, "mixing": 0.0, "fragments": 1,
-                 "outer": None, "pending": [], **state}
-        state = {**state, "outer_state": state["outer"], "outer": state["outer"] and state["outer"]["kind"]}
+                 "outer": None, "pending": [], "server_memory": None, "server_params": self.compressor.params(),
+                 "regions": 1, **state}
+        state = {**state, "outer_state": state["outer"], "outer": state["outer"] and state["outer"]["kind"],
+                 "sharded": state["server_memory"] is not None}
         for key, value in mine.items():
             if key in state and state[key] != value:
                 raise ValueError(f"checkpoint was written with {key}={state[key]!r}, this optimizer has "
@@ -149,6 +183,8 @@ class QsparseState:
         self.step, self.seed = state["step"], state["seed"]
         self.x_hat = {n: t.detach().clone() for n, t in state["x_hat"].items()}
         self.error_feedback.load_state_dict(state["error_feedback"])
+        if self.server_memory is not None:
+            self.server_memory.load_state_dict(state["server_memory"])
         self.bits.load_state_dict(state["bits"])
         if self.outer is not None:
             self.outer.load_state_dict(state["outer_state"])

@@ -48,7 +48,7 @@ class RISGD(QsparseLocalSGD):
         non_iid: label-sorted chunks (each worker sees few classes; where redundancy helps).
         commit_every: sync rounds between elastic commits.
         warmup_steps, seed, exchange, bucket_cap_numel, fusion, memory_decay, outer_optimizer,
-            outer_lr, outer_momentum: as for ``QsparseLocalSGD``.
+            outer_lr, outer_momentum, server_ratio: as for ``QsparseLocalSGD``.
         sync_delay, mixing, fragments: only their defaults (0, 0.0, 1): an elastic commit needs
             every replica equal at the end of each round, which a delayed, mixed or fragmented
             round does not give.
@@ -60,7 +60,7 @@ class RISGD(QsparseLocalSGD):
                  warmup_steps: int = 0, seed: int = 0, exchange: str = "auto", bucket_cap_numel: int = 1 << 22,
                  fusion: str = "bucket", memory_decay: float = 1.0, sync_delay: int = 0, mixing: float = 0.0,
                  fragments: int = 1, outer_optimizer=None, outer_lr: float = 0.7, outer_momentum: float = 0.9,
-                 options=None):
+                 server_ratio: Optional[float] = None, options=None):
         streaming = {"sync_delay (--sync-delay)": (sync_delay, 0), "mixing (--mixing)": (mixing, 0.0),
                      "fragments (--fragments)": (fragments, 1)}
         for name, (value, default) in streaming.items():
@@ -72,7 +72,7 @@ class RISGD(QsparseLocalSGD):
                          local_steps=local_steps, warmup_steps=warmup_steps, seed=seed, exchange=exchange,
                          bucket_cap_numel=bucket_cap_numel, fusion=fusion, memory_decay=memory_decay,
                          outer_optimizer=outer_optimizer, outer_lr=outer_lr, outer_momentum=outer_momentum,
-                         options=options)
+                         server_ratio=server_ratio, options=options)
 
     def _new_algorithm_state(self) -> RiSGDState:
         return RiSGDState(super()._new_algorithm_state(), *self._placement)

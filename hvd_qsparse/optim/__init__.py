@@ -10,10 +10,10 @@ from hvd_qsparse.optim.grads import read_grad, sparse_grads, write_grad
 from hvd_qsparse.optim.options import HorovodOptions
 from hvd_qsparse.optim.outer import OUTERS, OuterOptimizer, outer_factory
 from hvd_qsparse.optim.params import resolve_named_parameters
-from hvd_qsparse.optim.pipeline import Batch, Round, StepPipeline
+from hvd_qsparse.optim.pipeline import Batch, Round, StepPipeline, region_keys
 from hvd_qsparse.optim.signature import ModelMismatchError, check_same_model
 from hvd_qsparse.optim.timing import StepTimer
 
 __all__ = ["FUSIONS", "Fusion", "FragmentPlan", "OUTERS", "OuterOptimizer", "outer_factory", "CheckpointError", "load_checkpoint", "save_checkpoint", "Batch", "Round", "StepPipeline", "AmpInputs", "GradientBuckets", "HorovodOptions", "LocalReport", "ModelMismatchError",
            "NonFiniteGradientError", "STATE_KEY", "StepTimer", "Verdict", "WrappedOptimizer", "agree",
-           "check_same_model", "read_grad", "resolve_named_parameters", "sparse_grads", "write_grad"]
+           "check_same_model", "read_grad", "region_keys", "resolve_named_parameters", "sparse_grads", "write_grad"]

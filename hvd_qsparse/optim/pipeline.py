@@ -20,7 +20,7 @@ from typing import Callable, List, Optional, Sequence, Tuple, Union
 
 import torch
 
-from hvd_qsparse.comm import Exchange, Message, Pending, shard_sizes
+from hvd_qsparse.comm import Exchange, Message, Pending
 from hvd_qsparse.compression import Compressor
 from hvd_qsparse.compression.base import all_finite
 from hvd_qsparse.error_feedback import ErrorFeedback
@@ -35,13 +35,21 @@ CompressorFor = Union[Compressor, Callable[[str, torch.Tensor], Compressor]]
 UNFUSED = Fusion("tensor")
 
 
+def region_keys(name: str, regions: int) -> List[str]:
+    """The memory and seed keys of a group cut into ``regions``: ``name`` itself when 1, else
+    ``name@0`` … ``name@{R-1}``."""
+    return [name] if regions == 1 else [f"{name}@{j}" for j in range(regions)]
+
+
 def region_values(name: str, value: torch.Tensor, regions: int) -> List[Tuple[str, torch.Tensor]]:
-    """``[(key, part)]``: ``value`` whole under ``name`` when ``regions`` is 1, else its R
-    contiguous near-equal regions, flat, under ``name@0`` … ``name@{R-1}``."""
+    """``[(key, part)]``: ``value`` whole when ``regions`` is 1, else its R contiguous
+    near-equal regions, flat (``region_keys``); the first d mod R hold one entry more, so a
+    vector of fewer than R entries leaves the last regions empty."""
     if regions == 1:
         return [(name, value)]
-    parts = value.reshape(-1).split(shard_sizes(value.numel(), regions))
-    return [(f"{name}@{j}", part) for j, part in enumerate(parts)]
+    base, extra = divmod(value.numel(), regions)
+    parts = value.reshape(-1).split([base + (j < extra) for j in range(regions)])
+    return list(zip(region_keys(name, regions), parts))
 
 
 @dataclass

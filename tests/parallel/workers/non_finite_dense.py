@@ -1,6 +1,7 @@
 """NaN on one rank in the paths that send values as they are (dense warm-up steps, the
 summable ``none`` compressor, RI-SGD's plain model average) is refused on every rank, naming
-the rank, and no parameter turns non-finite: no run "succeeds" with NaN weights."""
+the rank, and no parameter turns non-finite: no run "succeeds" with NaN weights. With the
+sharded exchange the owners skip their pass, so no NaN reaches their memories either."""
 import horovod.torch as hvd
 import torch
 from torch import nn
@@ -17,6 +18,8 @@ SETTINGS = [
     ("qsparse", dict(compressor="fp16", local_steps=1)),
     ("risgd", dict(compressor="none", local_steps=1)),                                    # RI-SGD's plain average
     ("qsparse", dict(compressor="none", local_steps=2)),                                  # summable model change
+    ("qsparse", dict(compressor="topk+sign", ratio=0.3, local_steps=1, exchange="sharded")),  # owners skip
+    ("qsparse", dict(compressor="topk", ratio=0.3, local_steps=2, exchange="sharded")),
 ]
 
 
@@ -39,6 +42,9 @@ def run(algorithm: str, options: dict) -> None:
     except NonFiniteGradientError as error:
         assert "rank 1" in str(error), f"{label}: the error does not name rank 1: {error}"
     assert torch.isfinite(flat_params(model)).all(), f"{label}: NaN reached the parameters"
+    owners = getattr(opt.algorithm_state, "server_memory", None)
+    assert owners is None or all(torch.isfinite(m).all() for m in owners.memory.values()), \
+        f"{label}: NaN reached an owner's memory"
     print(f"rank {hvd.rank()}: refused {label}", flush=True)
 
 
