@@ -39,7 +39,7 @@ from hvd_qsparse.algorithms.doublesqueeze_server import DoubleSqueezeServer
 from hvd_qsparse.algorithms.model_averaging import ModelAveraging
 from hvd_qsparse.algorithms.qsparse_state import EXCHANGES, QsparseState
 from hvd_qsparse.algorithms.registry import register_algorithm
-from hvd_qsparse.comm import make_exchange, registry
+from hvd_qsparse.comm import RoundShape, choose_exchange, make_exchange, measure_link, predict, registry
 from hvd_qsparse.compression import Compressor, NoneCompressor, create
 from hvd_qsparse.optim import (FUSIONS, OUTERS, Fusion, GradientBuckets, LocalReport, OuterOptimizer, Verdict,
                                WrappedOptimizer, outer_factory, read_grad, sparse_grads, write_grad)
@@ -103,6 +103,9 @@ class QsparseLocalSGD(ModelAveraging, WrappedOptimizer):
         if outer_optimizer is not None and not callable(outer_optimizer):
             outer_optimizer = outer_factory(outer_optimizer, outer_lr, outer_momentum)
         outer = None if outer_optimizer is None else OuterOptimizer(outer_optimizer)
+        #: how ``exchange="auto"`` chose, for the summary (None when it was not asked to)
+        self.exchange_choice = None
+        exchange = self._resolve_exchange(exchange, compressor, server, Fusion(fusion, bucket_cap_numel))
         self._hyperparameters = (compressor, local_steps, warmup_steps, seed, exchange, fusion, memory_decay,
                                  sync_delay, mixing, fragments, outer, server)
         self.algorithm_state = self._new_algorithm_state()
@@ -126,6 +129,27 @@ class QsparseLocalSGD(ModelAveraging, WrappedOptimizer):
                              server_compressor=server)
         state.regions = self.comm.size if state.sharded else 1
         return state
+
+    def _resolve_exchange(self, exchange: str, compressor: Compressor, server: Optional[Compressor],
+                          fusion: Fusion) -> str:
+        """``auto`` with a compressor that cannot be summed, over several ranks: the cost
+        model's pick (``comm.cost_model.choose``) for this model's buckets on the link the ranks
+        measure now. Otherwise ``exchange`` as given (``auto`` then resolves by the compressor)."""
+        ranks = self.comm.size
+        if exchange != "auto" or compressor.summable or ranks == 1 or not self.comm.included:
+            return exchange
+        numels = [g.numel for g in fusion.groups(self.named_params)]
+        reply = server or compressor
+        # k: the entries a payload stands for (a sparsifier's k; every entry for a quantizer)
+        sparsifier = getattr(compressor, "sparsifier", None)
+        shape = RoundShape(ranks, sum(numels), sum(compressor.payload_nbytes(n) for n in numels),
+                           sum(reply.payload_nbytes(n // ranks + 1) for n in numels) * ranks,
+                           sum(sparsifier.k(n) if sparsifier is not None else n for n in numels))
+        link = measure_link(self.comm, self._fresh_name("qsparse.link"))
+        picked = choose_exchange(shape, link)
+        self.exchange_choice = {"picked": picked, "predicted_round_s": predict(shape, link), "link": vars(link),
+                                "round": vars(shape)}
+        return picked
 
     def _serve(self, index: int, payloads, ctx, key):
         """The owners' step of ``exchange="sharded"``: DoubleSqueeze's server pass on the sum,
@@ -258,9 +282,10 @@ class QsparseLocalSGD(ModelAveraging, WrappedOptimizer):
     @classmethod
     def add_arguments(cls, group) -> None:
         group.add_argument("--exchange", default="auto", choices=EXCHANGES,
-                           help="auto: allreduce for summable compressors, allgather otherwise; sharded: "
-                                "rank j owns region j and re-compresses its sum with error feedback "
-                                "(traffic per rank flat in R)")
+                           help="auto: allreduce for summable compressors, else the fastest of allgather, "
+                                "dense and sharded by the cost model on the measured link; sharded: rank j "
+                                "owns region j and re-compresses its sum with error feedback (traffic per "
+                                "rank flat in R); dense: each rank decodes its own, one fp32 allreduce")
         group.add_argument("--server-ratio", type=float, default=None, metavar="RATIO",
                            help="with --exchange sharded: the owners' ratio (default: --ratio)")
         group.add_argument("--fusion", default="bucket", choices=FUSIONS,

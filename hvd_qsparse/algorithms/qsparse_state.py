@@ -13,7 +13,7 @@ from hvd_qsparse.validation import check_choice, check_count, check_decay, check
 
 #: ``--exchange``: ``auto`` resolves by the compressor (``comm.registry.resolve``); ``sharded``
 #: adds the owners' compensated compression (``algorithms.qsparse`` states the rule)
-EXCHANGES = ("auto", "allgather", "allreduce", "sharded")
+EXCHANGES = ("auto", "allgather", "allreduce", "sharded", "dense")
 
 
 @dataclass

@@ -230,7 +230,10 @@ def main(argv=None) -> int:
         print(f"ranks={summary['ranks']} steps={summary['steps']} rounds={summary['communication_rounds']} "
               f"d={summary['parameters']} bits per rank={summary['bits_per_rank']} "
               f"dense fp32 allreduce={summary['dense_fp32_bits_per_rank']} "
-              f"agreement flags per rank={summary['control_bits_per_rank']}", flush=True)
+              f"received per rank={summary['received_bits_per_rank']} "
+              f"ring fp32 received={summary['ring_fp32_received_bits_per_rank']} "
+              f"agreement flags per rank={summary['control_bits_per_rank']} "
+              f"exchange={summary['exchange']}{' (auto)' if summary['exchange_choice'] else ''}", flush=True)
         write_outputs(args, summary)
     # Shut down here, under the watchdog, not at interpreter exit where it could hang unseen.
     watchdog.finish(hvd.shutdown)

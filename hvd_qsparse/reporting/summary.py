@@ -93,6 +93,8 @@ def run_summary(args, comm, opt, model, test_set, wall, task=None) -> dict:
             "dense_fp32_bits_per_rank": dense_bits, "reduction": dense_bits / max(1, max(per_rank)),
             "received_bits_per_rank": received, "ring_fp32_received_bits_per_rank": ring_received,
             "received_reduction": ring_received / max(1, max(received)) if comm.size() > 1 else None,
+            "exchange": getattr(getattr(opt, "exchange", None), "exchange_name", None),
+            "exchange_choice": getattr(opt, "exchange_choice", None),
             "communication_rounds": len(bits.history), "wall_time_s": wall,
             "history": _all_ranks_history(comm, bits)}
 

@@ -1,0 +1,99 @@
+r"""What one exchange round costs a rank: bytes each way and time, from R, d, payloads and the link.
+
+The α–β model of collectives (Thakur, Rabenseifner and Gropp, IJHPCA 2005), with a per-entry
+decoding cost γ: a ring or pairwise collective over R ranks pays (R − 1) latencies α, and a
+rank's link carries what it receives at B bytes/s. With P the bytes of one rank's compressed
+payload (all its buckets), P_s those of the owners' replies (the sharded exchange's second
+compression, P_s = P with the same operator) and k the entries a payload stands for:
+
+================  ============================  =======================================================
+exchange          received per rank             time per round
+================  ============================  =======================================================
+``allgather``     (R − 1)·P                     (R − 1)·α + (R − 1)·P/B + γ·R·k
+``sharded``       (R − 1)·(P + P_s)/R           2(R − 1)·α + (R − 1)·(P + P_s)/(R·B) + γ·3k
+``dense``         2(R − 1)/R · 4d               2(R − 1)·α + 2(R − 1)·4d/(R·B) + γ·d
+================  ============================  =======================================================
+
+(the allgather decodes every rank's k; an owner decodes R payloads of k/R entries, compresses its
+region's sum and every rank decodes R replies of k/R; the dense path decodes its own payload
+into d entries.) Sent bytes follow ``comm.accounting``: P, P + P_s/R and 4d. The figures are
+what ``bench.scaling`` calibrates on measured runs and extrapolates to large R.
+"""
+from dataclasses import dataclass
+from typing import Dict
+
+#: the exchanges the model prices (``exchange=auto`` chooses among them)
+PRICED = ("allgather", "sharded", "dense")
+
+
+@dataclass(frozen=True)
+class Link:
+    """A link as the α–β–γ model sees it.
+
+    Attributes:
+        latency_s: α, seconds per ring step of a collective.
+        bytes_per_s: B, what one rank's link carries.
+        decode_s: γ, seconds per entry decoded.
+    """
+
+    latency_s: float
+    bytes_per_s: float
+    decode_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class Round:
+    """One round's shape: R ranks, d entries, P and P_s bytes, k entries per payload."""
+
+    ranks: int
+    numel: int
+    payload_bytes: int
+    reply_bytes: int
+    kept: int
+
+
+def received_bytes(kind: str, shape: Round) -> float:
+    """Bytes reaching one rank in one round of ``kind``."""
+    r, p, ps = shape.ranks, shape.payload_bytes, shape.reply_bytes
+    return {"allgather": (r - 1) * p, "sharded": (r - 1) * (p + ps) / r,
+            "dense": 2 * (r - 1) / r * 4 * shape.numel}[kind]
+
+
+def sent_bytes(kind: str, shape: Round) -> float:
+    """Bytes one rank hands to the collectives in one round of ``kind`` (``comm.accounting``)."""
+    return {"allgather": shape.payload_bytes, "sharded": shape.payload_bytes + shape.reply_bytes / shape.ranks,
+            "dense": 4 * shape.numel}[kind]
+
+
+def terms(kind: str, shape: Round) -> tuple:
+    """``(latencies, bytes through the link, entries decoded)`` of one round: time is their dot
+    product with (α, 1/B, γ)."""
+    r, k = shape.ranks, shape.kept
+    steps = {"allgather": r - 1, "sharded": 2 * (r - 1), "dense": 2 * (r - 1)}[kind]
+    decoded = {"allgather": r * k, "sharded": 3 * k, "dense": shape.numel}[kind]
+    return steps, received_bytes(kind, shape), decoded
+
+
+def round_time(kind: str, shape: Round, link: Link) -> float:
+    """Predicted seconds of one round of ``kind``."""
+    steps, nbytes, decoded = terms(kind, shape)
+    return steps * link.latency_s + nbytes / link.bytes_per_s + decoded * link.decode_s
+
+
+def predict(shape: Round, link: Link) -> Dict[str, float]:
+    """Every priced exchange's round time."""
+    return {kind: round_time(kind, shape, link) for kind in PRICED}
+
+
+#: the factor by which ``sharded`` must beat the others before ``auto`` takes it: it adds a
+#: second compression (a change to the algorithm), worth it only for a clear gain in time
+SHARDED_MARGIN = 1.5
+
+
+def choose(shape: Round, link: Link) -> str:
+    """``exchange=auto``'s pick for a compressor that cannot be summed: the fastest of
+    ``allgather`` and ``dense`` (the same sums), or ``sharded`` when it is ``SHARDED_MARGIN``
+    times faster than both."""
+    times = predict(shape, link)
+    plain = min(("allgather", "dense"), key=times.get)
+    return "sharded" if times["sharded"] * SHARDED_MARGIN < times[plain] else plain
