@@ -39,7 +39,7 @@ from hvd_qsparse.algorithms.doublesqueeze_server import DoubleSqueezeServer
 from hvd_qsparse.algorithms.model_averaging import ModelAveraging
 from hvd_qsparse.algorithms.qsparse_state import EXCHANGES, QsparseState
 from hvd_qsparse.algorithms.registry import register_algorithm
-from hvd_qsparse.comm import RoundShape, choose_exchange, make_exchange, measure_link, predict, registry
+from hvd_qsparse.comm import choose_exchange, make_exchange, measure_link, predict, registry, round_shape
 from hvd_qsparse.compression import Compressor, NoneCompressor, create
 from hvd_qsparse.optim import (FUSIONS, OUTERS, Fusion, GradientBuckets, LocalReport, OuterOptimizer, Verdict,
                                WrappedOptimizer, outer_factory, read_grad, sparse_grads, write_grad)
@@ -138,13 +138,7 @@ class QsparseLocalSGD(ModelAveraging, WrappedOptimizer):
         ranks = self.comm.size
         if exchange != "auto" or compressor.summable or ranks == 1 or not self.comm.included:
             return exchange
-        numels = [g.numel for g in fusion.groups(self.named_params)]
-        reply = server or compressor
-        # k: the entries a payload stands for (a sparsifier's k; every entry for a quantizer)
-        sparsifier = getattr(compressor, "sparsifier", None)
-        shape = RoundShape(ranks, sum(numels), sum(compressor.payload_nbytes(n) for n in numels),
-                           sum(reply.payload_nbytes(n // ranks + 1) for n in numels) * ranks,
-                           sum(sparsifier.k(n) if sparsifier is not None else n for n in numels))
+        shape = round_shape(ranks, [g.numel for g in fusion.groups(self.named_params)], compressor, server)
         link = measure_link(self.comm, self._fresh_name("qsparse.link"))
         picked = choose_exchange(shape, link)
         self.exchange_choice = {"picked": picked, "predicted_round_s": predict(shape, link), "link": vars(link),

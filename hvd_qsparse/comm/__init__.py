@@ -3,7 +3,7 @@ from hvd_qsparse.comm.accounting import BitCounter, StepBits, ring_share
 from hvd_qsparse.comm.allgather import AllgatherExchange
 from hvd_qsparse.comm.allreduce import AllreduceExchange
 from hvd_qsparse.comm.base import Exchange, Finished, Message, Pending
-from hvd_qsparse.comm.cost_model import Link, Round as RoundShape, choose as choose_exchange, predict
+from hvd_qsparse.comm.cost_model import Link, Round as RoundShape, choose as choose_exchange, predict, round_shape
 from hvd_qsparse.comm.decoded_allreduce import DecodedAllreduceExchange
 from hvd_qsparse.comm.link import measure_link
 from hvd_qsparse.backend import HorovodCommunicator, JoinInProgress, is_horovod_compression, reduce_op_name
@@ -20,5 +20,5 @@ __all__ = ["HorovodCommunicator", "JoinInProgress", "is_horovod_compression", "r
 __all__ += ["ParameterServerExchange", "ServerRound", "ShardedServerExchange", "SparseOrDenseExchange", "TwoPassExchange",
             "shard_sizes"]
 __all__ += ["Finished", "Served", "available_exchanges", "make_exchange", "register_exchange", "server_stream"]
-__all__ += ["ring_share", "Link", "RoundShape", "choose_exchange", "predict", "DecodedAllreduceExchange", "measure_link"]
+__all__ += ["ring_share", "Link", "RoundShape", "choose_exchange", "predict", "round_shape", "DecodedAllreduceExchange", "measure_link"]
 __all__ += ["FlatLayout", "OneSidedUnavailableError", "ProgressThread", "Slot", "Window"]

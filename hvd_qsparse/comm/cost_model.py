@@ -20,7 +20,7 @@ into d entries.) Sent bytes follow ``comm.accounting``: P, P + P_s/R and 4d. The
 what ``bench.scaling`` calibrates on measured runs and extrapolates to large R.
 """
 from dataclasses import dataclass
-from typing import Dict
+from typing import Dict, Sequence
 
 #: the exchanges the model prices (``exchange=auto`` chooses among them)
 PRICED = ("allgather", "sharded", "dense")
@@ -50,6 +50,17 @@ class Round:
     payload_bytes: int
     reply_bytes: int
     kept: int
+
+
+def round_shape(ranks: int, numels: Sequence[int], compressor, reply=None) -> Round:
+    """The ``Round`` of buckets of ``numels`` entries compressed by ``compressor``, the owners
+    replying with ``reply`` (``compressor`` when None) over their regions."""
+    reply = reply or compressor
+    # k: the entries a payload stands for (a sparsifier's k; every entry for a quantizer)
+    sparsifier = getattr(compressor, "sparsifier", None)
+    return Round(ranks, sum(numels), sum(compressor.payload_nbytes(n) for n in numels),
+                 sum(reply.payload_nbytes(-(-n // ranks)) for n in numels) * ranks,
+                 sum(sparsifier.k(n) if sparsifier is not None else n for n in numels))
 
 
 def received_bytes(kind: str, shape: Round) -> float:

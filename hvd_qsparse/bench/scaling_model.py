@@ -1,0 +1,114 @@
+"""``python -m hvd_qsparse.bench.scaling_model``: the cost model (``comm.cost_model``) calibrated
+on ``bench.scaling``'s runs, checked against them, and extrapolated to large R.
+
+Calibration: α, 1/B and γ ≥ 0 by non-negative least squares of the measured seconds of
+communication per step (one round per step at H = 1) on the model's terms (latencies, bytes
+received, entries decoded) of the ``allgather``, ``sharded`` and ``dense`` runs. Check: the
+same fit on the runs below the largest R, then its prediction at the largest R against the
+measured figure. Prediction: per-rank received bytes and round time at R = 64 … 1024 for a
+25M- and a 1B-parameter model (fused buckets of 2^22 entries, the default) at 10 and 100
+Gbit/s per rank (B from the rate; α and γ as calibrated, which for α is pessimistic: ours is
+Horovod's loopback with its cycle time). PowerSGD is priced as what it measured: two ring
+allreduces per step of the fraction of d it sent here.
+"""
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Dict, List
+
+import numpy as np
+from scipy.optimize import nnls
+
+from hvd_qsparse.bench.scaling_report import write_report
+from hvd_qsparse.comm.cost_model import PRICED, Link, Round, received_bytes, round_shape, round_time, terms
+from hvd_qsparse.compression import create
+
+BUCKET = 1 << 22
+LARGE_RANKS = (64, 128, 256, 512, 1024)
+MODELS = {"25M": 25_000_000, "1B": 1_000_000_000}
+RATES = {"10 Gbit/s": 10e9 / 8, "100 Gbit/s": 100e9 / 8}
+
+
+def buckets(numel: int) -> List[int]:
+    """Fused buckets of at most ``BUCKET`` entries."""
+    return [BUCKET] * (numel // BUCKET) + ([numel % BUCKET] if numel % BUCKET else [])
+
+
+def shape_of(row: dict, compressor) -> Round:
+    return round_shape(row["ranks"], buckets(row["parameters"]), compressor)
+
+
+def fit(rows: List[dict], compressor) -> Link:
+    """α, B, γ from the priced runs' communication seconds per step."""
+    priced = [r for r in rows if r["variant"] in PRICED and "error" not in r]
+    a = np.array([terms(r["variant"], shape_of(r, compressor)) for r in priced], dtype=float)
+    b = np.array([r["communicate_s"] for r in priced])
+    scale = a.max(axis=0) + 1e-30  # columns of very different magnitude: solve on a scaled system
+    x, _ = nnls(a / scale, b)
+    alpha, per_byte, gamma = x / scale
+    return Link(latency_s=alpha, bytes_per_s=1.0 / max(per_byte, 1e-15), decode_s=gamma)
+
+
+def check(rows: List[dict], compressor) -> List[dict]:
+    """Fit below the largest R, predict it: per priced variant, measured and predicted figures."""
+    largest = max(r["ranks"] for r in rows)
+    link = fit([r for r in rows if r["ranks"] < largest], compressor)
+    out = []
+    for r in rows:
+        if r["ranks"] != largest or r["variant"] not in PRICED or "error" in r:
+            continue
+        shape = shape_of(r, compressor)
+        out.append({"variant": r["variant"], "ranks": largest, "measured_s": r["communicate_s"],
+                    "predicted_s": round_time(r["variant"], shape, link),
+                    "measured_received": r["received_bytes_per_step"],
+                    "predicted_received": received_bytes(r["variant"], shape)})
+    return out
+
+
+def powersgd_fraction(rows: List[dict]) -> float:
+    """What PowerSGD sent per step over the dense allreduce's, at the largest R both ran."""
+    both = {(r["variant"], r["ranks"]): r for r in rows if "error" not in r}
+    ranks = max(rk for (v, rk) in both if v == "powersgd" and ("dense", rk) in both)
+    return both[("powersgd", ranks)]["sent_bytes_per_step"] / both[("dense", ranks)]["sent_bytes_per_step"]
+
+
+def predict_large(link: Link, compressor, fraction: float) -> List[dict]:
+    out = []
+    for model, numel in MODELS.items():
+        for rate, bytes_per_s in RATES.items():
+            at_rate = Link(link.latency_s, bytes_per_s, link.decode_s)
+            for ranks in LARGE_RANKS:
+                shape = round_shape(ranks, buckets(numel), compressor)
+                for kind in PRICED:
+                    out.append({"model": model, "rate": rate, "ranks": ranks, "variant": kind,
+                                "received": received_bytes(kind, shape), "round_s": round_time(kind, shape, at_rate)})
+                psgd = 2 * (ranks - 1) / ranks * 4 * numel * fraction
+                out.append({"model": model, "rate": rate, "ranks": ranks, "variant": "powersgd", "received": psgd,
+                            "round_s": 4 * (ranks - 1) * link.latency_s + psgd / bytes_per_s})
+    return out
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m hvd_qsparse.bench.scaling_model", description=__doc__.splitlines()[0])
+    p.add_argument("rows", help="scaling-<rate>.json from bench.scaling")
+    p.add_argument("--compressor", default="topk+sign")
+    p.add_argument("--ratio", type=float, default=0.01)
+    p.add_argument("--out", default="docs/scaling")
+    args = p.parse_args(argv)
+    rows = json.loads(Path(args.rows).read_text())
+    compressor = create(args.compressor, ratio=args.ratio)
+    link = fit(rows, compressor)
+    result = {"link": vars(link), "check": check(rows, compressor), "powersgd_fraction": powersgd_fraction(rows),
+              "rows": rows}
+    result["large"] = predict_large(link, compressor, result["powersgd_fraction"])
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "model.json").write_text(json.dumps(result, indent=1))
+    write_report(result, out)
+    print(f"wrote {out}/model.json and the tables")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
