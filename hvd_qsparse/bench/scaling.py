@@ -8,7 +8,8 @@ inside a namespace whose loopback is shaped to ``--rate`` (``netns``; ``none``: 
 lo all the same). Writes under ``--out``: every run's files (``np<R>/<variant>.*``), and
 ``scaling.json``, one row per run: bytes each rank sent and received per step (the largest
 over ranks, from the ranks' counters), median seconds per step and in communication, and the
-score. ``bench.scaling_model`` calibrates the cost model on these rows and writes the doc.
+score. Every R runs the same steps per rank (``--epochs`` per rank: R times as many epochs of
+an R times smaller shard). ``bench.scaling_model`` calibrates the cost model on these rows and writes the doc.
 """
 import argparse
 import json
@@ -61,11 +62,12 @@ def sweep(args) -> List[dict]:
             if variant.name not in args.variants:
                 continue
             out = Path(args.out) / f"{args.rate}-np{ranks}"
+            shared = args.shared if "--epochs" in args.shared else [*args.shared, "--epochs", str(args.epochs * ranks)]
             if args.rate == UNLIMITED:
-                result = run_variant(variant, ranks, args.shared, out, timeout=args.timeout)
+                result = run_variant(variant, ranks, shared, out, timeout=args.timeout)
             else:
                 with LimitedNamespace(args.rate) as ns:
-                    result = run_variant(variant, ranks, args.shared, out, prefix=ns.prefix, timeout=args.timeout)
+                    result = run_variant(variant, ranks, shared, out, prefix=ns.prefix, timeout=args.timeout)
             rows.append(row(result, ranks, args.rate))
             print(json.dumps(rows[-1]), flush=True)
     return rows
@@ -79,12 +81,15 @@ def main(argv=None) -> int:
     p.add_argument("--ratio", default="0.01")
     p.add_argument("--rate", default=UNLIMITED, help="tc rate of the shared loopback (1gbit, ...) or none")
     p.add_argument("--timeout", type=float, default=900.0, help="seconds per run")
+    p.add_argument("--epochs", type=int, default=1,
+                   help="epochs per rank: a run on R ranks trains R times as many (each rank's shard is 1/R "
+                        "of the data), so every R takes the same steps; --epochs among the job flags overrides")
     p.add_argument("--out", default="runs/scaling")
     args, shared = p.parse_known_args(argv)
     args.ranks = [int(r) for r in args.ranks.split(",")]
     args.variants = args.variants.split(",")
     args.rate = check_rate(args.rate)
-    args.shared = shared or ["--model", "mlp", "--hidden", "512", "--epochs", "2"]
+    args.shared = shared or ["--model", "mlp", "--hidden", "512"]
     rows = sweep(args)
     out = Path(args.out) / f"scaling-{args.rate}.json"
     out.write_text(json.dumps(rows, indent=1))

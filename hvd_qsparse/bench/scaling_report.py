@@ -10,22 +10,23 @@ def _by(rows: List[dict], *keys) -> Dict[tuple, dict]:
 
 
 def measured_table(rows: List[dict]) -> str:
-    lines = ["| R | exchange | sent B/step/rank | received B/step/rank | step ms | comm ms | score |",
-             "|---|---|---|---|---|---|---|"]
-    for r in sorted(rows, key=lambda r: (r["ranks"], ORDER.index(r["variant"]))):
+    lines = ["| link | R | exchange | sent B/step/rank | received B/step/rank | step ms | comm ms | model ms | score |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in sorted(rows, key=lambda r: (r["rate"], r["ranks"], ORDER.index(r["variant"]))):
         if "error" in r:
-            lines.append(f"| {r['ranks']} | {r['variant']} | failed: {r['error']} | | | | |")
+            lines.append(f"| {r['rate']} | {r['ranks']} | {r['variant']} | failed: {r['error']} | | | | | |")
             continue
         score = f"{100 * r['score']:.2f}%" if r["metric"] == "test_accuracy" else f"{r['score']:.4f}"
-        lines.append(f"| {r['ranks']} | {r['variant']} | {r['sent_bytes_per_step']:,.0f} "
+        model = f"{1e3 * r['model_s']:.1f}" if "model_s" in r else ""
+        lines.append(f"| {r['rate']} | {r['ranks']} | {r['variant']} | {r['sent_bytes_per_step']:,.0f} "
                      f"| {r['received_bytes_per_step']:,.0f} | {1e3 * r['step_s']:.1f} "
-                     f"| {1e3 * r['communicate_s']:.1f} | {score} |")
+                     f"| {1e3 * r['communicate_s']:.1f} | {model} | {score} |")
     return "\n".join(lines)
 
 
 def growth_table(rows: List[dict]) -> str:
     """Received bytes per rank at the largest R over the smallest, per exchange."""
-    by = _by(rows, "variant", "ranks")
+    by = _by([r for r in rows if r.get("rate", "none") == "none"], "variant", "ranks")
     ranks = sorted({r for _, r in by})
     lo, hi = ranks[0], ranks[-1]
     lines = [f"| exchange | received at R={lo} | at R={hi} | ratio |", "|---|---|---|---|"]
@@ -63,7 +64,7 @@ def plot(result: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
-    by = _by(result["rows"], "variant", "ranks")
+    by = _by([r for r in result["rows"] if r["rate"] == "none"], "variant", "ranks")
     for v in ORDER:
         points = sorted((rk, r["received_bytes_per_step"]) for (name, rk), r in by.items() if name == v)
         if points:
@@ -88,7 +89,8 @@ def write_report(result: dict, out: Path) -> None:
     link = result["link"]
     parts = ["## Measured", measured_table(result["rows"]), "", "## Growth of what a rank receives",
              growth_table(result["rows"]), "",
-             f"## Calibrated link\n\nα = {1e6 * link['latency_s']:.1f} µs, B = {link['bytes_per_s'] / 1e6:,.0f} MB/s, "
+             f"## Calibrated link (on the {result['calibrated_on']} runs)\n\nc = {1e3 * link['collective_s']:.2f} ms per "
+             f"collective, α = {1e6 * link['latency_s']:.1f} µs per ring step, B = {link['bytes_per_s'] / 1e6:,.1f} MB/s, "
              f"γ = {1e9 * link['decode_s']:.2f} ns per entry; PowerSGD sent {result['powersgd_fraction']:.4f} of d.",
              "", "## The model against the largest R (fitted without it)", check_table(result["check"]), ""]
     for model in ("25M", "1B"):

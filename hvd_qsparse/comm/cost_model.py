@@ -1,22 +1,25 @@
 r"""What one exchange round costs a rank: bytes each way and time, from R, d, payloads and the link.
 
-The α–β model of collectives (Thakur, Rabenseifner and Gropp, IJHPCA 2005), with a per-entry
-decoding cost γ: a ring or pairwise collective over R ranks pays (R − 1) latencies α, and a
-rank's link carries what it receives at B bytes/s. With P the bytes of one rank's compressed
+The α–β model of collectives (Thakur, Rabenseifner and Gropp, IJHPCA 2005), with a fixed cost
+c per collective (Horovod's negotiation cycle) and a per-entry decoding cost γ: a ring or
+pairwise collective over R ranks pays c plus (R − 1) latencies α, and a rank's link carries what
+it receives at B bytes/s. The table's times leave out c: n_c·c is added, n_c the collectives
+(1, 2 and 1). With P the bytes of one rank's compressed
 payload (all its buckets), P_s those of the owners' replies (the sharded exchange's second
 compression, P_s = P with the same operator) and k the entries a payload stands for:
 
-================  ============================  =======================================================
+================  ============================  ===============================================================
 exchange          received per rank             time per round
-================  ============================  =======================================================
-``allgather``     (R − 1)·P                     (R − 1)·α + (R − 1)·P/B + γ·R·k
-``sharded``       (R − 1)·(P + P_s)/R           2(R − 1)·α + (R − 1)·(P + P_s)/(R·B) + γ·3k
-``dense``         2(R − 1)/R · 4d               2(R − 1)·α + 2(R − 1)·4d/(R·B) + γ·d
-================  ============================  =======================================================
+================  ============================  ===============================================================
+``allgather``     (R − 1)·P                     (R − 1)·α + (R − 1)·P/B + γ·(R·k + d)
+``sharded``       (R − 1)·(P + P_s)/R           2(R − 1)·α + (R − 1)·(P + P_s)/(R·B) + γ·(2k + 2d/R + d)
+``dense``         2(R − 1)/R · 4d               2(R − 1)·α + 2(R − 1)·4d/(R·B) + γ·2d
+================  ============================  ===============================================================
 
-(the allgather decodes every rank's k; an owner decodes R payloads of k/R entries, compresses its
-region's sum and every rank decodes R replies of k/R; the dense path decodes its own payload
-into d entries.) Sent bytes follow ``comm.accounting``: P, P + P_s/R and 4d. The figures are
+(γ prices an entry touched: the allgather decodes every rank's k into d entries; an owner
+decodes R payloads of k/R into its region's d/R, compresses that sum (d/R more), and every rank
+decodes the R replies into d; the dense path decodes its own payload into d entries and gets d
+back.) Sent bytes follow ``comm.accounting``: P, P + P_s/R and 4d. The figures are
 what ``bench.scaling`` calibrates on measured runs and extrapolates to large R.
 """
 from dataclasses import dataclass
@@ -34,11 +37,13 @@ class Link:
         latency_s: α, seconds per ring step of a collective.
         bytes_per_s: B, what one rank's link carries.
         decode_s: γ, seconds per entry decoded.
+        collective_s: c, the fixed seconds of one collective.
     """
 
     latency_s: float
     bytes_per_s: float
     decode_s: float = 0.0
+    collective_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -76,19 +81,25 @@ def sent_bytes(kind: str, shape: Round) -> float:
             "dense": 4 * shape.numel}[kind]
 
 
+#: collectives per round
+COLLECTIVES = {"allgather": 1, "sharded": 2, "dense": 1}
+
+
 def terms(kind: str, shape: Round) -> tuple:
-    """``(latencies, bytes through the link, entries decoded)`` of one round: time is their dot
-    product with (α, 1/B, γ)."""
+    """``(collectives, latencies, bytes through the link, entries decoded)`` of one round: time
+    is their dot product with (c, α, 1/B, γ)."""
     r, k = shape.ranks, shape.kept
     steps = {"allgather": r - 1, "sharded": 2 * (r - 1), "dense": 2 * (r - 1)}[kind]
-    decoded = {"allgather": r * k, "sharded": 3 * k, "dense": shape.numel}[kind]
-    return steps, received_bytes(kind, shape), decoded
+    d = shape.numel
+    decoded = {"allgather": r * k + d, "sharded": 2 * k + 2 * d / r + d, "dense": 2 * d}[kind]
+    return COLLECTIVES[kind], steps, received_bytes(kind, shape), decoded
 
 
 def round_time(kind: str, shape: Round, link: Link) -> float:
     """Predicted seconds of one round of ``kind``."""
-    steps, nbytes, decoded = terms(kind, shape)
-    return steps * link.latency_s + nbytes / link.bytes_per_s + decoded * link.decode_s
+    collectives, steps, nbytes, decoded = terms(kind, shape)
+    return (collectives * link.collective_s + steps * link.latency_s + nbytes / link.bytes_per_s
+            + decoded * link.decode_s)
 
 
 def predict(shape: Round, link: Link) -> Dict[str, float]:
