@@ -54,6 +54,11 @@ class RiSGDElasticState(ObjectState):
     """
 
     def __init__(self, model, optimizer, sampler, **kwargs):
+        if optimizer.local_sgd_state.sharded:
+            # Its memories are kept per region of R, and a membership change alters R.
+            raise ValueError("exchange='sharded' (--exchange sharded) is not available under elastic training: "
+                             "the regions, and the memories kept per region, follow the number of ranks; "
+                             "use exchange='auto' or 'allgather'")
         self.model, self.optimizer, self.sampler = model, optimizer, sampler
         self.comm = optimizer.comm  # the ranks Horovod re-forms after a reset
         self.joined = False  # has this process been through a sync, and so owns its slot?

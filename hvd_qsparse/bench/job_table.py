@@ -31,6 +31,8 @@ MODEL_FLAGS: Dict[str, Tuple[str, ...]] = {
 ROWS: List[Tuple[str, Tuple[str, ...]]] = [
     ("dense", ("--compressor", "none", "--local-steps", "1")),
     ("qsparse topk+sign H=1", ("--compressor", "topk+sign", "--ratio", "0.01", "--local-steps", "1")),
+    ("qsparse topk+sign H=1 sharded", ("--compressor", "topk+sign", "--ratio", "0.01", "--local-steps", "1",
+                                       "--exchange", "sharded")),
     ("qsparse topk+sign H=4", ("--compressor", "topk+sign", "--ratio", "0.01", "--local-steps", "4")),
     ("qsparse topk+sign H=8", ("--compressor", "topk+sign", "--ratio", "0.01", "--local-steps", "8")),
     ("qsparse topk+qsgd H=4", ("--compressor", "topk+qsgd", "--ratio", "0.01", "--levels", "16",

@@ -23,6 +23,12 @@ def _median_seconds(run, repeats: int) -> float:
     return statistics.median(times)
 
 
+def decode_seconds(entries: int = 1 << 20, repeats: int = 3) -> float:
+    """γ: seconds per entry of a scatter-add into a dense vector, on this process's CPU."""
+    out, index, values = torch.zeros(entries), torch.arange(entries), torch.ones(entries)
+    return _median_seconds(lambda: out.index_add_(0, index, values), repeats) / entries
+
+
 def measure_link(comm, name: str, probe_bytes: int = 1 << 20, probe_entries: int = 1 << 20,
                  repeats: int = 3) -> Link:
     """The agreed ``Link`` of ``comm``'s ranks (collective: every rank calls it with one ``name``)."""
@@ -33,8 +39,7 @@ def measure_link(comm, name: str, probe_bytes: int = 1 << 20, probe_entries: int
     serial = iter(range(1 << 30))
     small = _median_seconds(lambda: comm.allgather(tiny, name=f"{name}.small.{next(serial)}"), repeats)
     large = _median_seconds(lambda: comm.allgather(big, name=f"{name}.large.{next(serial)}"), repeats)
-    out, index, values = torch.zeros(probe_entries), torch.arange(probe_entries), torch.ones(probe_entries)
-    decode = _median_seconds(lambda: out.index_add_(0, index, values), repeats) / probe_entries
+    decode = decode_seconds(probe_entries, repeats)
     mine = (small / (ranks - 1), (large - small) / ((ranks - 1) * probe_bytes), decode)
     latency, seconds_per_byte, decode = (max(column) for column in zip(*comm.allgather_object(mine, name=f"{name}.agree")))
     return Link(latency_s=latency, bytes_per_s=1.0 / max(seconds_per_byte, 1e-12), decode_s=decode)

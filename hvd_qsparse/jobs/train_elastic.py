@@ -54,6 +54,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     args = job.parse_args(["--algorithm", "risgd", *rest])
     if args.algorithm != "risgd":
         own.error(f"--algorithm must be risgd in the elastic job, got {args.algorithm!r}")
+    if args.exchange == "sharded":
+        own.error("--exchange sharded is not available in the elastic job: its regions and their memories "
+                  "follow the number of ranks, which a membership change alters; use auto or allgather")
     unused = [f"--{dest.replace('_', '-')}" for dest in NOT_IN_ELASTIC if dest in args.given]
     if unused:
         own.error(f"{', '.join(unused)}: not used by the elastic job (no per-step rows, no straggler, no outer optimizer); drop them")

@@ -61,7 +61,7 @@ def test_calibration_recovers_the_link_and_predicts_the_held_out_r():
 
 
 def test_predictions_and_tables_at_large_r():
-    large = predict_large(LOOPBACK, TOPK, fraction=0.05)
+    large = predict_large(0.75, 1e-9, TOPK, fraction=0.05)
     assert {r["ranks"] for r in large} == {64, 128, 256, 512, 1024}
     at = {(r["model"], r["rate"], r["ranks"], r["variant"]): r for r in large}
     assert at[("1B", "10 Gbit/s", 1024, "allgather")]["received"] > 100 * at[("1B", "10 Gbit/s", 1024, "sharded")]["received"]

@@ -95,6 +95,7 @@ def test_flags_reach_the_optimizer():
     (["--metrics", "m.csv"], "--metrics: not used by the elastic job"),
     (["--outer", "nesterov"], "--outer: not used by the elastic job"),
     (["--straggler-rank", "1", "--label", "x"], "--label, --straggler-rank: not used"),
+    (["--exchange", "sharded"], "--exchange sharded is not available in the elastic job"),
 ])
 def test_elastic_job_bad_flags(capsys, flags, needle):
     with pytest.raises(SystemExit) as exit_info:
