@@ -35,24 +35,15 @@ from typing import List, Optional
 
 import torch
 
-from hvd_qsparse.algorithms.doublesqueeze_server import DoubleSqueezeServer
 from hvd_qsparse.algorithms.model_averaging import ModelAveraging
+from hvd_qsparse.algorithms.qsparse_exchange import ExchangeChoice, exchange_options
 from hvd_qsparse.algorithms.qsparse_state import EXCHANGES, QsparseState
 from hvd_qsparse.algorithms.registry import register_algorithm
-from hvd_qsparse.comm import choose_exchange, make_exchange, measure_link, predict, registry, round_shape
+from hvd_qsparse.comm import make_exchange
 from hvd_qsparse.compression import Compressor, NoneCompressor, create
 from hvd_qsparse.optim import (FUSIONS, OUTERS, Fusion, GradientBuckets, LocalReport, OuterOptimizer, Verdict,
                                WrappedOptimizer, outer_factory, read_grad, sparse_grads, write_grad)
 from hvd_qsparse.optim.agreement import finish_agreement, start_agreement
-
-
-def exchange_options(kind: str, compressor: Compressor, predivide: float, serve=None, reply=None) -> dict:
-    """Keywords of the exchange ``kind`` resolves to: an allreduce takes Horovod's predivide
-    factor, the sharded exchange the owners' step (``serve``) and operator (``reply``)."""
-    resolved = registry.resolve(kind, compressor)
-    if resolved == "allreduce":
-        return {"predivide": predivide}
-    return {"serve": serve, "reply_compressor": reply} if resolved == "sharded" else {}
 
 
 def outer_options(args) -> dict:
@@ -64,7 +55,7 @@ def outer_options(args) -> dict:
 
 
 @register_algorithm("qsparse")
-class QsparseLocalSGD(ModelAveraging, WrappedOptimizer):
+class QsparseLocalSGD(ModelAveraging, ExchangeChoice, WrappedOptimizer):
     """The wrapped optimizer running synchronous Qsparse-local-SGD.
 
     Args:
@@ -129,28 +120,6 @@ class QsparseLocalSGD(ModelAveraging, WrappedOptimizer):
                              server_compressor=server)
         state.regions = self.comm.size if state.sharded else 1
         return state
-
-    def _resolve_exchange(self, exchange: str, compressor: Compressor, server: Optional[Compressor],
-                          fusion: Fusion) -> str:
-        """``auto`` with a compressor that cannot be summed, over several ranks: the cost
-        model's pick (``comm.cost_model.choose``) for this model's buckets on the link the ranks
-        measure now. Otherwise ``exchange`` as given (``auto`` then resolves by the compressor)."""
-        ranks = self.comm.size
-        if exchange != "auto" or compressor.summable or ranks == 1 or not self.comm.included:
-            return exchange
-        shape = round_shape(ranks, [g.numel for g in fusion.groups(self.named_params)], compressor, server)
-        link = measure_link(self.comm, self._fresh_name("qsparse.link"))
-        picked = choose_exchange(shape, link)
-        self.exchange_choice = {"picked": picked, "predicted_round_s": predict(shape, link), "link": vars(link),
-                                "round": vars(shape)}
-        return picked
-
-    def _serve(self, index: int, payloads, ctx, key):
-        """The owners' step of ``exchange="sharded"``: DoubleSqueeze's server pass on the sum,
-        with this rank's owner memories (``comm.TwoPassExchange``)."""
-        state = self.local_sgd_state
-        server = DoubleSqueezeServer(state.compressor, state.server_memory, state.server_compressor, average=False)
-        return server.serve(index, payloads, ctx, key)
 
     @property
     def local_sgd_state(self) -> QsparseState:

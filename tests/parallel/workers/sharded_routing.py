@@ -8,8 +8,8 @@ import horovod.torch as hvd
 import torch
 
 from hvd_qsparse.algorithms.doublesqueeze_server import DoubleSqueezeServer
-from hvd_qsparse.comm import (AllgatherExchange, AllreduceExchange, Message, ParameterServerExchange,
-                              ShardedServerExchange, SparseOrDenseExchange, ring_share)
+from hvd_qsparse.comm import (AllgatherExchange, AllreduceExchange, DecodedAllreduceExchange, Message,
+                              ParameterServerExchange, ShardedServerExchange, SparseOrDenseExchange, ring_share)
 from hvd_qsparse.comm.two_pass import owner
 from hvd_qsparse.compression import create
 from hvd_qsparse.error_feedback import ErrorFeedback
@@ -33,7 +33,7 @@ def messages(compressor, rank, regions):
     return out
 
 
-def decoded(compressor, message):
+def decoded_values(compressor, message):
     return compressor.decompress(message.payload, message.ctx).reshape(-1).float()
 
 
@@ -41,7 +41,7 @@ def check_routing(name, ratio):
     rank, size = hvd.rank(), hvd.size()
     compressor = create(name, ratio=ratio)
     everyone = [messages(compressor, r, size) for r in range(size)]
-    truth = [sum(decoded(compressor, m[i]) for m in everyone) for i in range(len(everyone[0]))]
+    truth = [sum(decoded_values(compressor, m[i]) for m in everyone) for i in range(len(everyone[0]))]
     served = []
 
     def serve(index, payloads, ctx, key):
@@ -111,6 +111,12 @@ def check_bytes_others(compressor, regions, everyone):
     dense_bytes = 4 * sum(GROUPS.values())
     assert (reduced.sent_bytes, reduced.received_bytes) == (dense_bytes, ring_share(dense_bytes, size))
     assert ring_share(dense_bytes, size) == 2 * (size - 1) * dense_bytes // size
+    decoded = DecodedAllreduceExchange(compressor).start(own, name="bytes.dense")
+    sums = decoded.wait()
+    numel = sum(m.ctx.numel for m in own)
+    assert decoded.dense and (decoded.sent_bytes, decoded.received_bytes) == (4 * numel, ring_share(4 * numel, size))
+    truth = [sum(decoded_values(compressor, e[i]) for e in everyone) for i in range(len(own))]
+    assert all(torch.allclose(s, t, atol=1e-5) for s, t in zip(sums, truth))
 
 
 def main():
