@@ -19,7 +19,7 @@ same shards and seeds and give bit-identical results. The exchange runs in ``ste
 backward; DoubleSqueeze has no local steps and no warm-up. ``server_memory=False`` runs the
 server pass without δ̄ (the ablation).
 """
-from typing import List
+from typing import List, Optional
 
 import torch
 
@@ -28,7 +28,7 @@ from hvd_qsparse.algorithms.doublesqueeze_state import SERVER_LAYOUTS, DoubleSqu
 from hvd_qsparse.algorithms.registry import register_algorithm
 from hvd_qsparse.comm import JoinInProgress, Message, make_exchange, ring_share
 from hvd_qsparse.comm.join_fallback import dense_sum
-from hvd_qsparse.compression import Compressor, create
+from hvd_qsparse.compression import Compressor, create, with_ratio
 from hvd_qsparse.optim import Batch, LocalReport, Verdict, WrappedOptimizer, agree, read_grad, write_grad
 
 
@@ -43,26 +43,32 @@ class DoubleSqueeze(WrappedOptimizer):
         ratio, levels: the compressor's parameters when given by name.
         server_layout: ``sharded`` or ``ps``.
         server_memory: keep the server memory δ̄ (the algorithm); False for the ablation.
+        server_ratio: the server pass's ratio (its Q is the workers' at this ratio; None: the
+            same Q). The server's mean of R sparse messages can hold up to R times the
+            workers' entries, which its second compression cuts back to the ratio: a larger
+            server ratio keeps more of it (docs/per-step-compression.md).
         seed: base seed of the per-(step, shard) seeds.
         options: Horovod's keywords (``optim.HorovodOptions``); ``op=hvd.Sum`` hands R·v to the
             optimizer.
     """
 
     def __init__(self, optimizer, named_parameters=None, compressor="sign", ratio=None, levels=None,
-                 server_layout: str = "sharded", server_memory: bool = True, seed: int = 0, options=None):
+                 server_layout: str = "sharded", server_memory: bool = True, seed: int = 0,
+                 server_ratio: Optional[float] = None, options=None):
         super().__init__(optimizer, named_parameters, options)
         self.options.refuse("doublesqueeze", groups="it exchanges one flat, sharded gradient per step",
                             gradient_predivide_factor="its payloads are decoded and averaged in fp32")
         if not isinstance(compressor, Compressor):
             compressor = create(compressor, ratio=ratio, levels=levels)
-        self._hyperparameters = (compressor, server_layout, server_memory, seed)
+        self._hyperparameters = (compressor, server_layout, server_memory, seed, with_ratio(compressor, server_ratio))
         self.algorithm_state = self._new_algorithm_state()
 
     def _new_algorithm_state(self) -> DoubleSqueezeState:
-        compressor, layout, memory, seed = self._hyperparameters
-        state = DoubleSqueezeState(compressor, self.comm.size, self.flat_numel(), layout, memory, seed)
-        server = DoubleSqueezeServer(compressor, state.server_memory)
-        self.exchange = make_exchange(layout, compressor, self.comm, serve=server.serve)
+        compressor, layout, memory, seed, reply = self._hyperparameters
+        state = DoubleSqueezeState(compressor, self.comm.size, self.flat_numel(), layout, memory, seed, reply)
+        server = DoubleSqueezeServer(compressor, state.server_memory, state.server_compressor)
+        self.exchange = make_exchange(layout, compressor, self.comm, serve=server.serve,
+                                      reply_compressor=state.server_compressor)
         return state
 
     def _averages_gradients(self) -> bool:
@@ -143,4 +149,4 @@ class DoubleSqueeze(WrappedOptimizer):
                              f"step), got {args.warmup_steps}")
         return {"compressor": args.compressor, "ratio": args.ratio, "levels": args.levels,
                 "server_layout": args.server_layout, "server_memory": not args.no_server_memory,
-                "seed": args.seed}
+                "seed": args.seed, **({} if args.server_ratio is None else {"server_ratio": args.server_ratio})}

@@ -40,7 +40,7 @@ from hvd_qsparse.algorithms.qsparse_exchange import ExchangeChoice, exchange_opt
 from hvd_qsparse.algorithms.qsparse_state import EXCHANGES, QsparseState
 from hvd_qsparse.algorithms.registry import register_algorithm
 from hvd_qsparse.comm import make_exchange
-from hvd_qsparse.compression import Compressor, NoneCompressor, create
+from hvd_qsparse.compression import Compressor, NoneCompressor, create, with_ratio
 from hvd_qsparse.optim import (FUSIONS, OUTERS, Fusion, GradientBuckets, LocalReport, OuterOptimizer, Verdict,
                                WrappedOptimizer, outer_factory, read_grad, sparse_grads, write_grad)
 from hvd_qsparse.optim.agreement import finish_agreement, start_agreement
@@ -89,8 +89,7 @@ class QsparseLocalSGD(ModelAveraging, ExchangeChoice, WrappedOptimizer):
         super().__init__(optimizer, named_parameters, options)
         if not isinstance(compressor, Compressor):
             compressor = create(compressor, ratio=ratio, levels=levels)
-        server = None if server_ratio is None else create(compressor.name, **{**compressor.params(),
-                                                                              "ratio": server_ratio})
+        server = with_ratio(compressor, server_ratio)
         if outer_optimizer is not None and not callable(outer_optimizer):
             outer_optimizer = outer_factory(outer_optimizer, outer_lr, outer_momentum)
         outer = None if outer_optimizer is None else OuterOptimizer(outer_optimizer)
@@ -250,7 +249,8 @@ class QsparseLocalSGD(ModelAveraging, ExchangeChoice, WrappedOptimizer):
                                 "owns region j and re-compresses its sum with error feedback (traffic per "
                                 "rank flat in R); dense: each rank decodes its own, one fp32 allreduce")
         group.add_argument("--server-ratio", type=float, default=None, metavar="RATIO",
-                           help="with --exchange sharded: the owners' ratio (default: --ratio)")
+                           help="with --exchange sharded, and for doublesqueeze: the server pass's ratio "
+                                "(default: --ratio)")
         group.add_argument("--fusion", default="bucket", choices=FUSIONS,
                            help="bucket: consecutive tensors compressed as one vector (top-k over the bucket); "
                                 "tensor: every tensor alone")

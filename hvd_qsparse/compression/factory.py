@@ -4,7 +4,7 @@
 composes a sparsifier with a quantizer of the kept values (``SparseCompressor``).
 """
 import inspect
-from typing import List
+from typing import List, Optional
 
 from hvd_qsparse.compression.registry import QUANTIZERS, SHARED_PARAMS, SPARSIFIERS, discover
 from hvd_qsparse.compression.sparse import SparseCompressor
@@ -41,6 +41,14 @@ def create(name: str, **params):
     if sparsifier_cls is None:
         return quantizer
     return SparseCompressor(sparsifier_cls(**_select(sparsifier_cls, params)), quantizer)
+
+
+def with_ratio(compressor, ratio: Optional[float]):
+    """``compressor`` at another ``ratio`` (the same name and other parameters), or None when
+    ``ratio`` is None: the server pass's operator of the two-pass exchanges."""
+    if ratio is None:
+        return None
+    return create(compressor.name, **{**compressor.params(), "ratio": ratio})
 
 
 def describe(name: str, **params) -> dict:

@@ -51,6 +51,18 @@ def test_server_step_keeps_what_it_did_not_send(name):
     assert server.memory.residual_norm() > 0
 
 
+def test_a_server_ratio_keeps_more_of_the_mean_and_sums_when_asked():
+    comp, wide = make("topk", ratio=0.05), make("topk", ratio=0.2)
+    payloads, ctx = worker_payloads(comp, 400, 4, 0)
+    union = int((sum(comp.decompress(p, ctx) for p in payloads) != 0).sum())
+    assert union > 20  # four workers' 20 entries each land on more than 20 coordinates
+    reply, mean, decoded = DoubleSqueezeServer(comp, ErrorFeedback(), wide).serve(0, payloads, ctx)
+    assert reply.numel() == wide.payload_nbytes(400) > comp.payload_nbytes(400)
+    assert int((decoded != 0).sum()) == min(80, union)
+    _, total, _ = DoubleSqueezeServer(comp, ErrorFeedback(), average=False).serve(0, payloads, ctx)
+    assert torch.allclose(total, 4 * mean, atol=1e-6)
+
+
 @pytest.mark.parametrize("name", ["sign", "topk"])
 def test_server_without_memory_compresses_the_mean_alone(name):
     comp = make(name, ratio=0.1)
@@ -112,7 +124,7 @@ def test_state_dict_round_trip_and_mismatch():
 
 def flags(**overrides):
     base = {"compressor": "sign", "ratio": 0.05, "levels": 256, "local_steps": 4, "warmup_steps": 0,
-            "seed": 0, "server_layout": "sharded", "no_server_memory": False}
+            "seed": 0, "server_layout": "sharded", "no_server_memory": False, "server_ratio": None}
     return argparse.Namespace(**{**base, **overrides})
 
 
@@ -120,6 +132,7 @@ def test_options_from_flags():
     options = DoubleSqueeze.options_from_args(flags(server_layout="ps", no_server_memory=True))
     assert options == {"compressor": "sign", "ratio": 0.05, "levels": 256, "server_layout": "ps",
                        "server_memory": False, "seed": 0}
+    assert DoubleSqueeze.options_from_args(flags(server_ratio=0.2))["server_ratio"] == 0.2
     with pytest.raises(ValueError, match="--warmup-steps must be 0"):
         DoubleSqueeze.options_from_args(flags(warmup_steps=2))
 
