@@ -18,13 +18,19 @@ rank 0 serves every shard (gather, then broadcast), as the paper's figure. Both 
 same shards and seeds and give bit-identical results. The exchange runs in ``step()``, after
 backward; DoubleSqueeze has no local steps and no warm-up. ``server_memory=False`` runs the
 server pass without δ̄ (the ablation).
+
+``shard_scope="tensor"`` cuts every tensor into R regions instead (rank j serves region j of
+each, ``optim.pipeline.region_values``), so Q never mixes tensors: on the flat vector, shard j's
+top-k weighs an embedding's entries against LayerNorm gains and gives each quarter of the model
+the same budget, which at 4 ranks under AdamW costs the transformer +8% (per-tensor: +3.4%,
+docs/per-step-compression.md).
 """
 from typing import List, Optional
 
 import torch
 
 from hvd_qsparse.algorithms.doublesqueeze_server import DoubleSqueezeServer
-from hvd_qsparse.algorithms.doublesqueeze_state import SERVER_LAYOUTS, DoubleSqueezeState
+from hvd_qsparse.algorithms.doublesqueeze_state import SERVER_LAYOUTS, SHARD_SCOPES, DoubleSqueezeState
 from hvd_qsparse.algorithms.registry import register_algorithm
 from hvd_qsparse.comm import JoinInProgress, Message, make_exchange, ring_share
 from hvd_qsparse.comm.join_fallback import dense_sum
@@ -43,6 +49,7 @@ class DoubleSqueeze(WrappedOptimizer):
         ratio, levels: the compressor's parameters when given by name.
         server_layout: ``sharded`` or ``ps``.
         server_memory: keep the server memory δ̄ (the algorithm); False for the ablation.
+        shard_scope: ``flat`` (R shards of the flat gradient) or ``tensor`` (R regions of each tensor).
         server_ratio: the server pass's ratio (its Q is the workers' at this ratio; None: the
             same Q). The server's mean of R sparse messages can hold up to R times the
             workers' entries, which its second compression cuts back to the ratio: a larger
@@ -54,18 +61,19 @@ class DoubleSqueeze(WrappedOptimizer):
 
     def __init__(self, optimizer, named_parameters=None, compressor="sign", ratio=None, levels=None,
                  server_layout: str = "sharded", server_memory: bool = True, seed: int = 0,
-                 server_ratio: Optional[float] = None, options=None):
+                 server_ratio: Optional[float] = None, shard_scope: str = "flat", options=None):
         super().__init__(optimizer, named_parameters, options)
         self.options.refuse("doublesqueeze", groups="it exchanges one flat, sharded gradient per step",
                             gradient_predivide_factor="its payloads are decoded and averaged in fp32")
         if not isinstance(compressor, Compressor):
             compressor = create(compressor, ratio=ratio, levels=levels)
-        self._hyperparameters = (compressor, server_layout, server_memory, seed, with_ratio(compressor, server_ratio))
+        self._hyperparameters = (compressor, server_layout, server_memory, seed, with_ratio(compressor, server_ratio),
+                                 shard_scope)
         self.algorithm_state = self._new_algorithm_state()
 
     def _new_algorithm_state(self) -> DoubleSqueezeState:
-        compressor, layout, memory, seed, reply = self._hyperparameters
-        state = DoubleSqueezeState(compressor, self.comm.size, self.flat_numel(), layout, memory, seed, reply)
+        compressor, layout, memory, seed, reply, scope = self._hyperparameters
+        state = DoubleSqueezeState(compressor, self.comm.size, self.flat_numel(), layout, memory, seed, reply, scope)
         server = DoubleSqueezeServer(compressor, state.server_memory, state.server_compressor)
         self.exchange = make_exchange(layout, compressor, self.comm, serve=server.serve,
                                       reply_compressor=state.server_compressor)
@@ -75,6 +83,8 @@ class DoubleSqueeze(WrappedOptimizer):
         return True
 
     def _exchanged_names(self):
+        if self.algorithm_state.shard_scope == "tensor":
+            return self.named_params
         return [(f"shard {j} of the flat gradient", None) for j in range(len(self.algorithm_state.shard_sizes))]
 
     def _exchange_gradients(self, report: LocalReport, writeback: float) -> Verdict:
@@ -91,7 +101,7 @@ class DoubleSqueeze(WrappedOptimizer):
         except JoinInProgress:
             return self._joined_step(batch.messages, writeback, verdict)
         factor = writeback * (self.comm.size if self.options.op == "sum" else 1)
-        self._write_gradients(round_.totals[0].mul_(factor))
+        self._write_gradients(torch.cat([t.reshape(-1) for t in round_.totals]).mul_(factor))
         state.last_messages, state.last_round = batch.messages, round_.pending
         return verdict
 
@@ -110,8 +120,13 @@ class DoubleSqueeze(WrappedOptimizer):
         return torch.cat([read_grad(p, 1.0 / self.loss_scale).reshape(-1) for _, p in self.named_params])
 
     def _worker_pass(self, flat: torch.Tensor, step: int, report: LocalReport) -> Batch:
-        """v_i = Q(g_i + δ_i) shard by shard (shard j marks index j when non-finite); δ_i keeps the rest."""
+        """v_i = Q(g_i + δ_i) shard by shard (shard j, or tensor j, marks index j when non-finite);
+        δ_i keeps the rest."""
         state = self.algorithm_state
+        if state.shard_scope == "tensor":
+            tensors = [(n, g) for (n, _), g in zip(self.named_params, flat.split([p.numel() for _, p in self.named_params]))]
+            return self.pipeline.compress(tensors, state.compressor, state.worker_memory, seed=state.seed, step=step,
+                                          report=report, regions=self.comm.size)
         shards = [(f"shard{j}", shard) for j, shard in enumerate(flat.split(state.shard_sizes))]
         return self.pipeline.compress(shards, state.compressor, state.worker_memory, seed=state.seed, step=step,
                                       report=report)
@@ -141,6 +156,9 @@ class DoubleSqueeze(WrappedOptimizer):
                                 "does not apply")
         group.add_argument("--no-server-memory", action="store_true",
                            help="run the server pass without its error-feedback memory (ablation)")
+        group.add_argument("--shard-scope", default="flat", choices=SHARD_SCOPES,
+                           help="flat: R shards of the flat gradient; tensor: R regions of every tensor "
+                                "(the compressor never mixes tensors)")
 
     @classmethod
     def options_from_args(cls, args) -> dict:
@@ -149,4 +167,5 @@ class DoubleSqueeze(WrappedOptimizer):
                              f"step), got {args.warmup_steps}")
         return {"compressor": args.compressor, "ratio": args.ratio, "levels": args.levels,
                 "server_layout": args.server_layout, "server_memory": not args.no_server_memory,
-                "seed": args.seed, **({} if args.server_ratio is None else {"server_ratio": args.server_ratio})}
+                "seed": args.seed, **({} if args.server_ratio is None else {"server_ratio": args.server_ratio}),
+                **({} if args.shard_scope == "flat" else {"shard_scope": args.shard_scope})}

@@ -9,6 +9,8 @@ from hvd_qsparse.validation import check_bool, check_choice, check_int
 
 #: ``--server-layout``: the registered two-pass exchange that carries both passes
 SERVER_LAYOUTS = ("sharded", "ps")
+#: ``--shard-scope``: what is cut into R shards, the flat gradient or every tensor
+SHARD_SCOPES = ("flat", "tensor")
 
 
 class DoubleSqueezeState:
@@ -22,13 +24,16 @@ class DoubleSqueezeState:
         server_memory: keep δ̄ (False compresses the servers' means without memory).
         seed: base of the per-(step, shard) seeds (rand-k indices, QSGD rounding).
         server_compressor: the server pass's Q (None: ``compressor``).
+        shard_scope: ``flat`` or ``tensor`` (``SHARD_SCOPES``).
     """
 
     def __init__(self, compressor: Compressor, ranks: int, numel: int, server_layout: str = "sharded",
-                 server_memory: bool = True, seed: int = 0, server_compressor: Optional[Compressor] = None):
+                 server_memory: bool = True, seed: int = 0, server_compressor: Optional[Compressor] = None,
+                 shard_scope: str = "flat"):
         # --- hyperparameters --------------------------------------------------------------
         self.compressor = compressor
         self.server_compressor = server_compressor or compressor
+        self.shard_scope = check_choice("shard_scope", shard_scope, SHARD_SCOPES)
         self.server_layout = check_choice("server_layout", server_layout, SERVER_LAYOUTS)
         check_bool("server_memory", server_memory)
         self.seed = check_int("seed", seed, 0, "base random seed")
@@ -57,7 +62,7 @@ class DoubleSqueezeState:
     def state_dict(self) -> dict:
         return {"step": self.step, "seed": self.seed, "compressor": self.compressor.name,
                 "server_layout": self.server_layout, "ranks": self.ranks,
-                "server_params": self.server_compressor.params(),
+                "server_params": self.server_compressor.params(), "shard_scope": self.shard_scope,
                 "worker_memory": self.worker_memory.state_dict(),
                 "server_memory": None if self.server_memory is None else self.server_memory.state_dict(),
                 "bits": self.bits.state_dict(), "bits_received": self.bits_received}
@@ -65,9 +70,10 @@ class DoubleSqueezeState:
     def load_state_dict(self, state: dict) -> None:
         """Restore a checkpoint of the same configuration (compressor, layout, ranks, memory)."""
         mine = {"compressor": self.compressor.name, "server_layout": self.server_layout, "ranks": self.ranks,
-                "server_memory": self.server_memory is not None, "server_params": self.server_compressor.params()}
-        # checkpoints from before server_ratio ran the workers' Q in the server pass
-        theirs = {"server_params": self.compressor.params(), **state,
+                "server_memory": self.server_memory is not None, "server_params": self.server_compressor.params(),
+                "shard_scope": self.shard_scope}
+        # checkpoints from before server_ratio and shard_scope: the workers' Q, flat shards
+        theirs = {"server_params": self.compressor.params(), "shard_scope": "flat", **state,
                   "server_memory": state["server_memory"] is not None}
         for key, value in mine.items():
             if theirs[key] != value:

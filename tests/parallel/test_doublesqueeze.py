@@ -21,10 +21,11 @@ def test_both_passes_lose_nothing_and_layouts_agree(ranks, np):
     assert ranks("doublesqueeze_invariants.py", np=np, args=(np,), timeout=300).count(": OK") == np
 
 
-@pytest.mark.parametrize("compressor,layout,server_ratio", [("sign", "sharded", None), ("topk+qsgd", "ps", None),
-                                                           ("topk+bsign", "sharded", None), ("topk", "sharded", 0.5)])
-def test_resume_continues_exactly(ranks, tmp_path, compressor, layout, server_ratio):
-    args = (compressor, layout, tmp_path) + (() if server_ratio is None else (server_ratio,))
+@pytest.mark.parametrize("compressor,layout,server_ratio,scope", [
+    ("sign", "sharded", None, "flat"), ("topk+qsgd", "ps", None, "flat"), ("topk+bsign", "sharded", None, "tensor"),
+    ("topk", "sharded", 0.5, "flat")])
+def test_resume_continues_exactly(ranks, tmp_path, compressor, layout, server_ratio, scope):
+    args = (compressor, layout, tmp_path, server_ratio or "none", scope)
     assert ranks("doublesqueeze_resume.py", np=2, args=args, timeout=300).count(": OK") == 2
 
 

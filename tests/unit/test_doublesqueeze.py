@@ -124,7 +124,8 @@ def test_state_dict_round_trip_and_mismatch():
 
 def flags(**overrides):
     base = {"compressor": "sign", "ratio": 0.05, "levels": 256, "local_steps": 4, "warmup_steps": 0,
-            "seed": 0, "server_layout": "sharded", "no_server_memory": False, "server_ratio": None}
+            "seed": 0, "server_layout": "sharded", "no_server_memory": False, "server_ratio": None,
+            "shard_scope": "flat"}
     return argparse.Namespace(**{**base, **overrides})
 
 

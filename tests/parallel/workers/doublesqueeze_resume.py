@@ -1,7 +1,7 @@
 """Checkpoint/resume of DoubleSqueeze in one launch: 12 steps straight, against 7 steps, a
 checkpoint written to disk (one file per rank, both memories in the optimizer's state), and 5
 more steps by a freshly built model and optimizer that load it. ``COMPRESSOR LAYOUT DIR
-[SERVER_RATIO]``."""
+[SERVER_RATIO|none [SCOPE]]``."""
 import sys
 
 import horovod.torch as hvd
@@ -14,25 +14,25 @@ from hvd_qsparse import load_checkpoint, save_checkpoint
 FIRST, REST = 7, 5
 
 
-def build(compressor, layout, server_ratio=None):
+def build(compressor, layout, server_ratio=None, scope="flat"):
     model = make_model()
     opt = hvd_qsparse.DistributedOptimizer(torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9),
                                            model.named_parameters(), algorithm="doublesqueeze",
                                            compressor=compressor, ratio=0.25, levels=4, server_layout=layout, seed=5,
-                                           server_ratio=server_ratio)
+                                           server_ratio=server_ratio, shard_scope=scope)
     return model, opt
 
 
-def main(compressor, layout, folder, server_ratio=None):
+def main(compressor, layout, folder, server_ratio=None, scope="flat"):
     hvd.init()
     rank = hvd.rank()
-    server_ratio = None if server_ratio is None else float(server_ratio)
-    model, opt = build(compressor, layout, server_ratio)
+    server_ratio = None if server_ratio in (None, "none") else float(server_ratio)
+    model, opt = build(compressor, layout, server_ratio, scope)
     opt.broadcast_state()
     train_steps(model, opt, rank, 0, FIRST + REST)
     straight = flat_params(model)
 
-    model, opt = build(compressor, layout, server_ratio)
+    model, opt = build(compressor, layout, server_ratio, scope)
     opt.broadcast_state()
     train_steps(model, opt, rank, 0, FIRST)
     saved = opt.state_dict()
@@ -42,7 +42,7 @@ def main(compressor, layout, folder, server_ratio=None):
     path = f"{folder}/ckpt.{rank}"
     save_checkpoint(path, model, opt)
 
-    model, opt = build(compressor, layout, server_ratio)
+    model, opt = build(compressor, layout, server_ratio, scope)
     load_checkpoint(path, model, opt)
     train_steps(model, opt, rank, opt.step_count, REST)
     resumed = flat_params(model)
