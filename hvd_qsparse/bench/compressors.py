@@ -5,22 +5,11 @@ prints one row per compressor: payload bits, the analytic figure, the reduction 
 fp32, and the median wall time of compress (with error feedback's decode) over repeats.
 """
 import argparse
-import statistics
-import time
 
 import torch
 
+from hvd_qsparse.comm.link import median_seconds
 from hvd_qsparse.compression import available, create
-
-
-def time_it(fn, repeats: int) -> float:
-    fn()
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
 
 
 def main(argv=None) -> None:
@@ -43,8 +32,8 @@ def main(argv=None) -> None:
         payload, ctx = comp.compress(x, seed=1)
         real = payload.numel() * payload.element_size() * 8
         analytic = comp.analytic_bits(args.numel)
-        t_c = time_it(lambda: comp.compress(x, seed=1), args.repeats)
-        t_d = time_it(lambda: comp.decompress(payload, ctx), args.repeats)
+        t_c = median_seconds(lambda: comp.compress(x, seed=1), args.repeats)
+        t_d = median_seconds(lambda: comp.decompress(payload, ctx), args.repeats)
         print(f"{name:<12} {real:>11} {analytic:>11} {real / analytic:>13.4f} {dense / real:>8.1f}x "
               f"{1e3 * t_c:>11.2f} {1e3 * t_d:>13.2f}")
 

@@ -16,7 +16,8 @@ import torch
 from hvd_qsparse.comm.cost_model import Link
 
 
-def _median_seconds(run, repeats: int) -> float:
+def median_seconds(run, repeats: int) -> float:
+    """Median wall seconds of ``repeats`` calls of ``run`` after one warm-up call."""
     run()
     times = []
     for _ in range(repeats):
@@ -29,7 +30,7 @@ def _median_seconds(run, repeats: int) -> float:
 def decode_seconds(entries: int = 1 << 20, repeats: int = 3) -> float:
     """γ: seconds per entry of a scatter-add into a dense vector, on this process's CPU."""
     out, index, values = torch.zeros(entries), torch.arange(entries), torch.ones(entries)
-    return _median_seconds(lambda: out.index_add_(0, index, values), repeats) / entries
+    return median_seconds(lambda: out.index_add_(0, index, values), repeats) / entries
 
 
 def measure_link(comm, name: str, probe_bytes: int = 1 << 16, probe_entries: int = 1 << 20,
@@ -40,8 +41,8 @@ def measure_link(comm, name: str, probe_bytes: int = 1 << 16, probe_entries: int
         return Link(latency_s=0.0, bytes_per_s=float("inf"))
     tiny, big = torch.zeros(1, dtype=torch.uint8), torch.zeros(probe_bytes, dtype=torch.uint8)
     serial = iter(range(1 << 30))
-    small = _median_seconds(lambda: comm.allgather(tiny, name=f"{name}.small.{next(serial)}"), repeats)
-    large = _median_seconds(lambda: comm.allgather(big, name=f"{name}.large.{next(serial)}"), repeats)
+    small = median_seconds(lambda: comm.allgather(tiny, name=f"{name}.small.{next(serial)}"), repeats)
+    large = median_seconds(lambda: comm.allgather(big, name=f"{name}.large.{next(serial)}"), repeats)
     decode = decode_seconds(probe_entries, repeats)
     mine = (small / (ranks - 1), (large - small) / ((ranks - 1) * probe_bytes), decode)
     latency, seconds_per_byte, decode = (max(column) for column in zip(*comm.allgather_object(mine, name=f"{name}.agree")))
