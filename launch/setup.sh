@@ -45,9 +45,9 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 }
 
-DEPS="numpy mpi4py>=4 scikit-learn mlxtend tqdm matplotlib tensorboard pytest pytest-timeout cloudpickle psutil pyyaml packaging cffi torchft==0.2.0"
-# CuPy's CUDA 13 wheel needs numpy below 2.6
-[ "$GPU" = 1 ] && DEPS="$DEPS cupy-cuda13x numpy<2.6"
+# CuPy (its CUDA 13 wheel needs numpy below 2.6) and NVRTC even without a GPU: the tests compile
+# every kernel through NVRTC on each run (tests/kernels), which needs no device.
+DEPS="numpy<2.6 mpi4py>=4 scikit-learn mlxtend tqdm matplotlib tensorboard pytest pytest-timeout cloudpickle psutil pyyaml packaging cffi torchft==0.2.0 cupy-cuda13x==14.* nvidia-cuda-nvrtc==13.*"
 
 make_venv() {
   [ -x "$PY" ] || { log "creating $VENV"; python3 -m venv "$VENV"; }

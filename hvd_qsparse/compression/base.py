@@ -133,12 +133,13 @@ class Compressor(HorovodCompressorInterface, metaclass=ABCMeta):
 
         flat = value.detach().reshape(-1)
         parts, selection, residual = get_ops(flat).compress_with_feedback(
-            flat, None if memory is None else memory.reshape(-1), encode, spec=self.kernel_spec())
+            flat, None if memory is None else memory.reshape(-1), encode, spec=self.kernel_spec(flat.numel()))
         return (self._payload(parts, value.shape), Context(value.shape, value.dtype, seed), selection,
                 residual.view(value.shape))
 
-    def kernel_spec(self) -> tuple:
-        """``(name, ((param, value), ...))``: what a fused kernel must know of this operator."""
+    def kernel_spec(self, numel: int) -> tuple:
+        """``(name, ((param, value), ...))``: what a fused kernel must know of this operator
+        applied to ``numel`` entries."""
         return self.name, tuple(sorted(self.params().items()))
 
     @staticmethod

@@ -55,6 +55,11 @@ class SparseCompressor(Compressor):
         out = torch.zeros(ctx.numel, dtype=torch.float32, device=values.device)
         return get_ops(out).scatter_add(out, indices, values)
 
+    def kernel_spec(self, numel: int) -> tuple:
+        """The base spec plus ``k``, the kept count for ``numel`` entries (``Sparsifier.k``)."""
+        name, params = super().kernel_spec(numel)
+        return name, tuple(sorted(params + (("k", self.sparsifier.k(numel)),)))
+
     def layout(self, numel: int) -> Layout:
         k = self.sparsifier.k(numel)
         layout = list(self.quantizer.layout(k))

@@ -9,13 +9,15 @@ candidates survive, the k-th largest magnitude is at least the threshold, so eve
 the top k (ties to the lowest index included) is a candidate, and the candidates keep their
 ascending order, so the reference's lowest-index tie rule picks the same entries. When fewer
 than k survive, the threshold is lowered and, in the end, the reference runs on everything.
+The same holds for any integer keys, so rand-k's keys take this path too.
 """
 import math
 from functools import lru_cache
 
 import torch
 
-from hvd_qsparse.ops.reference import TorchOps, exact_topk_indices, make_generator
+from hvd_qsparse.ops.counter_random import random_keys
+from hvd_qsparse.ops.reference import TorchOps, magnitude_keys, make_generator, topk_of_keys
 
 #: below this many entries the reference is already fast and sampling does not pay
 MIN_NUMEL = 1 << 18
@@ -39,23 +41,29 @@ def sample_rank(d: int, k: int, attempt: int) -> int:
     return min(SAMPLE, int(math.ceil((expected + 4 * math.sqrt(expected) + 1) * 2 ** attempt)))
 
 
-def sampled_topk_indices(x: torch.Tensor, k: int) -> torch.Tensor:
-    """The reference's ``topk_indices(x, k)``, found through a sampled threshold (CPU)."""
-    d = x.numel()
-    sample = x[_sample_positions(d)].abs()
+def sampled_topk_of_keys(keys: torch.Tensor, k: int) -> torch.Tensor:
+    """The reference's ``topk_of_keys(keys, k)``, found through a sampled threshold (CPU)."""
+    d = keys.numel()
+    sample = keys[_sample_positions(d)]
     for attempt in range(ATTEMPTS):
         rank = sample_rank(d, k, attempt)
         if rank >= SAMPLE:
             break
         threshold = torch.kthvalue(sample, SAMPLE - rank + 1).values
-        candidates = torch.nonzero(x.abs() >= threshold).reshape(-1)
+        candidates = torch.nonzero(keys >= threshold).reshape(-1)
         if candidates.numel() >= k:
-            return candidates[exact_topk_indices(x[candidates], k)]
-    return exact_topk_indices(x, k)
+            return candidates[topk_of_keys(keys[candidates], k)]
+    return topk_of_keys(keys, k)
+
+
+def sampled_topk_indices(x: torch.Tensor, k: int) -> torch.Tensor:
+    """The reference's ``topk_indices(x, k)``, found through a sampled threshold (CPU)."""
+    return sampled_topk_of_keys(magnitude_keys(x), k)
 
 
 class FastCpuOps(TorchOps):
-    """The torch reference with the sampled top-k on large CPU tensors."""
+    """The torch reference with the sampled selection on large CPU tensors (top-k of the
+    magnitudes, and rand-k's top-k of its counter-hash keys)."""
 
     name = "torch-cpu-fast"
 
@@ -63,3 +71,8 @@ class FastCpuOps(TorchOps):
         if x.is_cuda or x.numel() < MIN_NUMEL or k >= x.numel():
             return super().topk_indices(x, k)
         return sampled_topk_indices(x, k)
+
+    def randk_indices(self, d: int, k: int, seed: int, device: torch.device) -> torch.Tensor:
+        if torch.device(device).type != "cpu" or d < MIN_NUMEL or k >= d:
+            return super().randk_indices(d, k, seed, device)
+        return sampled_topk_of_keys(random_keys(seed, d, device), k)

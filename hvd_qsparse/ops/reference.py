@@ -11,6 +11,7 @@ from typing import Callable, List, Optional, Tuple
 
 import torch
 
+from hvd_qsparse.ops.counter_random import random_keys, uniform, unseeded
 from hvd_qsparse.ops.packing import ceil_log2, pack_bits, unpack_bits
 from hvd_qsparse.ops.selection import Selection
 
@@ -35,22 +36,33 @@ def make_generator(seed: int, device: torch.device) -> torch.Generator:
     return gen
 
 
-def exact_topk_indices(x: torch.Tensor, k: int) -> torch.Tensor:
-    """Indices of the ``k`` entries of largest ``|x|`` (compared in float32), ascending.
+def magnitude_keys(x: torch.Tensor) -> torch.Tensor:
+    """The bits of ``|x|`` in float32 as int32: non-negative floats order like their bits."""
+    return x.detach().reshape(-1).float().abs().view(torch.int32)
 
-    Ties at the k-th magnitude are resolved towards the lowest indices, so the selected set is
-    a function of ``x`` alone (``torch.topk`` leaves tie order unspecified). Why int64 keys: the
-    bits of a non-negative float32 order like the float, so ``bits << 32 | (d - 1 - i)`` is a key
-    that is unique per entry and larger for a lower index among equal magnitudes; one top-k over
-    the keys picks exactly the set, with no data-dependent sizes (``nonzero``), hence no host
-    synchronisation on a GPU.
+
+def topk_of_keys(keys: torch.Tensor, k: int) -> torch.Tensor:
+    """Indices of the ``k`` largest of the non-negative integer ``keys`` (below 2**31), ascending,
+    ties resolved towards the lowest indices.
+
+    Why int64 composite keys: ``key << 32 | (d − 1 − i)`` is unique per entry and larger for a
+    lower index among equal keys, so one top-k over them picks exactly the set, with no
+    data-dependent sizes (``nonzero``), hence no host synchronisation on a GPU (``torch.topk``
+    alone leaves tie order unspecified). The radix select of ``kernels/radix_select.cu`` picks
+    the same set.
     """
-    d = x.numel()
+    d = keys.numel()
     if k >= d:
-        return torch.arange(d, device=x.device)
-    bits = x.detach().reshape(-1).float().abs().view(torch.int32).to(torch.int64)
-    keys = (bits << 32) | torch.arange(d - 1, -1, -1, device=x.device, dtype=torch.int64)
-    return torch.topk(keys, k, sorted=False).indices.sort().values
+        return torch.arange(d, device=keys.device)
+    composite = (keys.reshape(-1).to(torch.int64) << 32) | torch.arange(d - 1, -1, -1, device=keys.device,
+                                                                        dtype=torch.int64)
+    return torch.topk(composite, k, sorted=False).indices.sort().values
+
+
+def exact_topk_indices(x: torch.Tensor, k: int) -> torch.Tensor:
+    """Indices of the ``k`` entries of largest ``|x|`` (compared in float32), ascending, ties to
+    the lowest indices, so the selected set is a function of ``x`` alone."""
+    return topk_of_keys(magnitude_keys(x), k)
 
 
 class TorchOps:
@@ -72,7 +84,8 @@ class TorchOps:
         Args:
             value: flat fp32 v. memory: flat fp32 m, or None (zeros).
             encode: the compressor's encoder, for backends without a fused kernel for ``spec``.
-            spec: the operator, ``(name, ((param, value), ...))`` (``Compressor.kernel_spec``),
+            spec: the operator, ``(name, ((param, value), ...))`` (``Compressor.kernel_spec``;
+                a sparsifier's carries ``k``),
                 by which a backend picks its fused kernel; the reference ignores it.
 
         Returns:
@@ -88,11 +101,12 @@ class TorchOps:
         return exact_topk_indices(x, k)
 
     def randk_indices(self, d: int, k: int, seed: int, device: torch.device) -> torch.Tensor:
-        """``k`` distinct indices of ``range(d)`` drawn uniformly from ``seed``, ascending."""
+        """``k`` distinct indices of ``range(d)`` drawn uniformly from ``seed``, ascending: those
+        of the k largest counter-hash keys (``counter_random.random_keys``), which are a uniform
+        k-subset and the same on every device."""
         if k >= d:
             return torch.arange(d, device=device)
-        gen = make_generator(seed, device)
-        return torch.randperm(d, generator=gen, device=device)[:k].sort().values
+        return topk_of_keys(random_keys(seed, d, device), k)
 
     def scatter_add(self, out: torch.Tensor, indices: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
         """``out[indices] += values`` with repeated indices accumulated."""
@@ -148,9 +162,9 @@ class TorchOps:
     # --- helpers --------------------------------------------------------------------------
     @staticmethod
     def _uniform(count: int, seed: Optional[int], device: torch.device) -> torch.Tensor:
-        if seed is None:
-            return torch.rand(count, device=device)
-        return torch.rand(count, generator=make_generator(seed, device), device=device)
+        """Counter-based uniforms (the kernels draw the same); without a seed, one is drawn from
+        torch's global CPU generator."""
+        return uniform(unseeded() if seed is None else seed, count, device)
 
 
 def qsgd_beta(d: int, levels: int) -> float:

@@ -1,7 +1,9 @@
 """CUDA tensors through the compressors give the CPU result (skipped without a GPU).
 
-Only deterministic compressors are compared bit for bit: rand-k and QSGD draw from CUDA's
-generator, whose stream differs from the CPU's by design.
+Compared bit for bit: the deterministic compressors and rand-k, whose indices come from the
+counter-based draws (``ops.counter_random``) that every device computes alike; QSGD's rounding
+noise is counter-based too, but its norm is a float64 sum whose order differs on a GPU
+(``tests/gpu/test_kernels.py`` bounds that).
 """
 import pytest
 import torch
@@ -11,7 +13,7 @@ from hvd_qsparse.compression import create
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU on this machine")
 
 
-@pytest.mark.parametrize("name", ["none", "fp16", "sign", "topk", "topk+sign"])
+@pytest.mark.parametrize("name", ["none", "fp16", "sign", "topk", "topk+sign", "randk", "randk+sign"])
 def test_deterministic_compressors_match_cpu(name):
     x = torch.randn(4099, generator=torch.Generator().manual_seed(0))
     comp = create(name, ratio=0.05)
