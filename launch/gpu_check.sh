@@ -7,7 +7,7 @@
 #
 # Usage: bash launch/gpu_check.sh [FILE]   (default: $OUT/gpu_check.txt, else ./gpu_check.txt)
 # Env:   PYTHON  the interpreter holding torch and CuPy (default python3)
-# Exit status: that of the tests (the benchmark's figures are recorded, never judged).
+# Exit status: that of the tests (the benchmark's figures are recorded, never judged); 3 with no GPU.
 # Once it has passed on a GPU, set hvd_qsparse.ops.dispatch.KERNELS_VERIFIED_ON to "<device>,
 # <date>" so that HVD_QSPARSE_OPS=auto uses the kernels.
 set -uo pipefail
@@ -15,6 +15,10 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PYTHON="${PYTHON:-python3}"
 REPORT="${1:-${OUT:-.}/gpu_check.txt}"
 cd "$ROOT"
+if ! "$PYTHON" -c "import torch, sys; sys.exit(not torch.cuda.is_available())" 2>/dev/null; then
+  echo "gpu_check: $PYTHON's torch sees no CUDA GPU; this check needs one (tests/kernels is the CPU half)" >&2
+  exit 3
+fi
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 HVD_QSPARSE_OPS=cupy
 {
   echo "# hvd_qsparse GPU check, $(date -u +%Y-%m-%dT%H:%MZ), commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
