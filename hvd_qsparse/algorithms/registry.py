@@ -59,7 +59,7 @@ def compressor_from_compression(compression):
 def DistributedOptimizer(optimizer, named_parameters=None, compression=None,  # noqa: N802
                          backward_passes_per_step: int = 1, op="average", gradient_predivide_factor: float = 1.0,
                          num_groups: int = 0, groups=None, sparse_as_dense: bool = False, process_set=None,
-                         *, algorithm: str = "qsparse", named_buffers=None, **options):
+                         *, algorithm: str = "qsparse", named_buffers=None, backend: str = "auto", **options):
     """Wrap ``optimizer`` for communication-efficient data-parallel training.
 
     A drop-in for Horovod's ``hvd.DistributedOptimizer``, with its signature and meanings
@@ -69,6 +69,9 @@ def DistributedOptimizer(optimizer, named_parameters=None, compression=None,  # 
     ``ratio``, ``levels``, ``local_steps``, ``warmup_steps``, ``seed``, ``exchange``, ``fusion``).
     ``named_buffers=model.named_buffers()`` keeps BatchNorm's statistics equal on every rank
     (``WrappedOptimizer.track_buffers``); without it they stay per rank, as with Horovod's.
+    ``backend``: ``"horovod"``, ``"torch"`` (torch.distributed, e.g. under ``torchrun``;
+    ``process_set`` is then a torch process group) or ``"auto"`` (Horovod once ``hvd.init()``
+    has run, else torch.distributed once its default group exists; ``backend.choice``).
 
     Raises:
         ValueError: an unknown algorithm (the message lists the accepted ones), a keyword that
@@ -79,7 +82,7 @@ def DistributedOptimizer(optimizer, named_parameters=None, compression=None,  # 
     hvd_options = HorovodOptions.from_horovod(
         num_groups=num_groups, groups=groups, backward_passes_per_step=backward_passes_per_step, op=op,
         gradient_predivide_factor=gradient_predivide_factor, sparse_as_dense=sparse_as_dense,
-        process_set=process_set)
+        process_set=process_set, backend=backend)
     if hvd_options.op == "adasum":
         raise ValueError(f"op=hvd.Adasum does not apply to algorithm {algorithm!r}: Adasum combines "
                          "full-precision gradients pairwise, not compressed payloads; use op=hvd.Average or "

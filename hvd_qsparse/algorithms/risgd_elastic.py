@@ -21,7 +21,15 @@ import logging
 import os
 from typing import List, Optional
 
-from horovod.common.elastic import ObjectState
+try:
+    from horovod.common.elastic import ObjectState
+except ImportError:  # torch.distributed without Horovod: the registry still imports this module
+    class ObjectState:
+        """Stands in for Horovod's elastic state where Horovod is not installed."""
+
+        def __init__(self, *args, **kwargs):
+            raise RuntimeError("elastic RI-SGD needs Horovod's elastic mode (horovod.common.elastic); "
+                               "run launch/setup.sh, which builds Horovod 0.28.1")
 
 from hvd_qsparse.data import holders
 

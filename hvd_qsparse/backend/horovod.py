@@ -23,9 +23,16 @@ except ImportError:  # pragma: no cover - the compressors and ops still run with
     hvd = None
     HorovodCompressorInterface = object
 
-#: Horovod's reduce operations by the names the wrappers use.
-REDUCE_OPS = {} if hvd is None else {"average": hvd.Average, "sum": hvd.Sum, "adasum": hvd.Adasum,
-                                     "min": hvd.Min, "max": hvd.Max}
+#: Horovod's reduce operations by the names the wrappers use (the names themselves without
+#: Horovod, so that ``op="average"`` still means something to the torch.distributed backend).
+REDUCE_NAMES = ("average", "sum", "adasum", "min", "max")
+REDUCE_OPS = ({name: name for name in REDUCE_NAMES} if hvd is None else
+              {"average": hvd.Average, "sum": hvd.Sum, "adasum": hvd.Adasum, "min": hvd.Min, "max": hvd.Max})
+
+
+def horovod_initialized() -> bool:
+    """True when Horovod is installed and ``hvd.init()`` has run in this process."""
+    return hvd is not None and bool(hvd.is_initialized())
 
 
 class JoinInProgress(RuntimeError):

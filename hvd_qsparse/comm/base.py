@@ -11,14 +11,15 @@ from typing import List, Optional, Sequence
 
 import torch
 
-from hvd_qsparse.backend import HorovodCommunicator
+from hvd_qsparse.backend import default_communicator
 from hvd_qsparse.compression import Compressor, Context
 from hvd_qsparse.ops import Selection
 
 
-def global_communicator() -> HorovodCommunicator:
-    """The communicator over every rank (Horovod's global process set)."""
-    return HorovodCommunicator()
+def global_communicator():
+    """The communicator over every rank (Horovod's global process set, or torch.distributed's
+    default group when that is the backend in use: ``backend.default_communicator``)."""
+    return default_communicator()
 
 
 @dataclass

@@ -15,7 +15,10 @@ Each keyword means for these algorithms what it means in Horovod:
 - ``sparse_as_dense``: accepted for compatibility; sparse gradients are always densified for
   the exchange (the compressors select from the dense tensor) and written back sparse, which is
   what Horovod does with ``sparse_as_dense=True`` (see ``optim.grads``).
-- ``process_set``: the ranks the algorithm runs over; others take plain local steps.
+- ``process_set``: the ranks the algorithm runs over; others take plain local steps (under
+  ``backend="torch"``, a torch.distributed process group).
+- ``backend``: whose collectives carry the exchanges (``backend.choice``): ``horovod``,
+  ``torch`` or ``auto``; resolved once, when the options are made.
 """
 import warnings
 from dataclasses import dataclass
@@ -23,7 +26,7 @@ from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 
-from hvd_qsparse.comm import HorovodCommunicator, reduce_op_name
+from hvd_qsparse.comm import make_communicator, reduce_op_name, resolve_backend
 from hvd_qsparse.validation import check_bool
 
 Groups = Union[None, int, List[List[torch.Tensor]]]
@@ -64,8 +67,10 @@ class HorovodOptions:
     groups: Groups = None
     sparse_as_dense: bool = False
     process_set: object = None
+    backend: str = "auto"
 
     def __post_init__(self):
+        self.backend = resolve_backend(self.backend)
         self.op = reduce_op_name(self.op)
         self.backward_passes_per_step = check_passes(self.backward_passes_per_step)
         f = self.gradient_predivide_factor
@@ -74,7 +79,7 @@ class HorovodOptions:
         if f != 1.0 and self.op != "average":
             raise ValueError("gradient_predivide_factor not supported with op != Average")
         self.groups = check_groups(self.groups)
-        if self.process_set is not None and HorovodCommunicator(self.process_set).is_global:
+        if self.process_set is not None and self.communicator().is_global:
             self.process_set = None  # hvd.global_process_set given explicitly: the default
         check_bool("sparse_as_dense", self.sparse_as_dense)
 
@@ -89,8 +94,9 @@ class HorovodOptions:
 
     check_passes = staticmethod(check_passes)
 
-    def communicator(self) -> HorovodCommunicator:
-        return HorovodCommunicator(self.process_set)
+    def communicator(self):
+        """A ``HorovodCommunicator`` or ``TorchCommunicator`` over ``process_set``."""
+        return make_communicator(self.backend, self.process_set)
 
     def reduce_scale(self, size: int) -> float:
         """What the sum over ranks is multiplied by: 1/R for ``average``, 1 for ``sum``."""

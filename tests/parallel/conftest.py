@@ -35,11 +35,19 @@ def mpirun_command(np: int, argv) -> list:
     return [mpirun, "-np", str(np), "--oversubscribe", "--bind-to", "none", *argv]
 
 
+def torchrun_command(np: int, argv) -> list:
+    """``torchrun --standalone --nproc_per_node N`` (this venv's) running ``argv[1:]``."""
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(np), *argv[1:]]
+
+
 def run_ranks(script: str, np: int = 2, args=(), timeout: float = 240, launcher: str = "mpirun") -> str:
-    """Run ``tests/parallel/workers/<script>`` on ``np`` ranks; return its output or fail the test."""
+    """Run ``tests/parallel/workers/<script>`` on ``np`` ranks under ``launcher`` (``mpirun``,
+    ``horovodrun`` or ``torchrun``); return its output or fail the test."""
     argv = [sys.executable, str(WORKERS / script), *map(str, args)]
     if launcher == "horovodrun":
         cmd = [str(Path(sys.executable).parent / "horovodrun"), "-np", str(np), "--mpi-args=--oversubscribe", *argv]
+    elif launcher == "torchrun":
+        cmd = torchrun_command(np, argv)
     else:
         cmd = mpirun_command(np, argv)
     return run_command(cmd, timeout=timeout)

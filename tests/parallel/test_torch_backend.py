@@ -1,0 +1,41 @@
+"""The torch.distributed backend under torchrun (Gloo), with Horovod hidden: every algorithm
+gives the parameters and bit counts of the Horovod backend under mpirun for the same seed and
+batches, and a checkpoint resumes exactly."""
+import sys
+
+import pytest
+import torch
+from conftest import run_ranks
+
+sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent / "workers"))
+from backend_parity import SETTINGS  # noqa: E402
+from common import flat_params, make_model  # noqa: E402
+
+ATOL = 1e-6
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    out = tmp_path_factory.mktemp("parity")
+    run_ranks("backend_parity.py", 2, ["horovod", out / "horovod"], timeout=240)
+    torch_output = run_ranks("backend_parity.py", 2, ["torch", out / "torch"], timeout=240, launcher="torchrun")
+    assert "rank 0 (torch): OK" in torch_output and "rank 1 (torch): OK" in torch_output
+    return {backend: [torch.load(out / f"{backend}.{rank}") for rank in range(2)] for backend in ("horovod", "torch")}
+
+
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("setting", sorted(SETTINGS))
+def test_torch_backend_matches_horovod(results, setting):
+    start = flat_params(make_model())
+    for rank in range(2):
+        ours, horovod = results["torch"][rank][setting], results["horovod"][rank][setting]
+        assert (horovod["params"] - start).abs().max() > 1e-3, "training did not move the parameters"
+        diff = (ours["params"] - horovod["params"]).abs().max().item()
+        assert diff <= ATOL, f"{setting}, rank {rank}: max |torch - horovod| = {diff}"
+        assert (ours["sent"], ours["received"]) == (horovod["sent"], horovod["received"]), setting
+
+
+@pytest.mark.timeout(600)
+def test_torch_backend_resumes_exactly(results):
+    for rank in range(2):
+        assert torch.equal(results["torch"][rank]["resumed"], results["torch"][rank]["qsparse-topk+sign-H2"]["params"])
