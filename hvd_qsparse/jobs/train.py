@@ -24,6 +24,7 @@ from hvd_qsparse.jobs.workload import (BUFFER_MODES, INNER_OPTIMIZERS, SCHEDULES
 from hvd_qsparse.jobs.flags import (check_algorithm_flags, check_compressor_flags, check_number, check_output_paths,
                                    given_flags)
 from hvd_qsparse.jobs.watchdog import StepWatchdog
+from hvd_qsparse.jobs.world import BACKENDS, join_world, world_backend
 from hvd_qsparse.reporting.metrics import check_path
 from hvd_qsparse.reporting.summary import format_table, make_recorder, run_setting, run_summary, write_outputs
 from hvd_qsparse.workloads.data import shard_batches
@@ -76,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--startup-timeout", type=float, default=120.0, metavar="SECONDS",
                    help="the same until the first step has finished (data, model, first broadcast and step); "
                         "the larger of it and --step-timeout applies")
+    p.add_argument("--backend", default="auto", choices=BACKENDS,
+                   help="whose collectives: horovod (horovodrun, mpirun, Slurm), torch (torch.distributed, Gloo on "
+                        "CPU, NCCL on CUDA: torchrun), auto: torch when torchrun started the job, else horovod")
     p.add_argument("--json", metavar="PATH", help="write the summary as JSON (rank 0)")
     p.add_argument("--bits-log", metavar="PATH", help="per-step bits of every rank as JSON lines (written by rank 0)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -155,7 +159,7 @@ def train(args: argparse.Namespace, hvd, watchdog: StepWatchdog) -> dict:
     train_set, test_set = (split.to(device) for split in task.splits(args.seed))
     model = task.build_model(args.seed).to(device)
     opt = DistributedOptimizer(make_inner_optimizer(args, model), model.named_parameters(),
-                               algorithm=args.algorithm,
+                               algorithm=args.algorithm, backend=world_backend(args.backend),
                                named_buffers=model.named_buffers() if args.buffers == "sync" else None,
                                **args.options)
     opt.broadcast_state(root_rank=0)
@@ -190,7 +194,7 @@ def train(args: argparse.Namespace, hvd, watchdog: StepWatchdog) -> dict:
     if recorder is not None and recorder.log is not None:
         recorder.log.close()
     opt.load_synchronized_model()
-    return run_summary(args, hvd, opt, model, test_set, wall, task)
+    return {**run_summary(args, hvd, opt, model, test_set, wall, task), "backend": world_backend(args.backend)}
 
 
 def epoch_batches(opt, args, train_set, hvd, task):
@@ -210,8 +214,7 @@ def _progress(args, hvd, total):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    import horovod.torch as hvd
-    hvd.init()
+    hvd = join_world(args.backend, cuda=args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available()))
     torch.set_num_threads(1)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     watchdog = StepWatchdog(args.step_timeout, hvd.rank(), hvd.size(), args.startup_timeout).start()
@@ -233,7 +236,8 @@ def main(argv=None) -> int:
               f"received per rank={summary['received_bits_per_rank']} "
               f"ring fp32 received={summary['ring_fp32_received_bits_per_rank']} "
               f"agreement flags per rank={summary['control_bits_per_rank']} "
-              f"exchange={summary['exchange']}{' (auto)' if summary['exchange_choice'] else ''}", flush=True)
+              f"exchange={summary['exchange']}{' (auto)' if summary['exchange_choice'] else ''} "
+              f"backend={summary['backend']}", flush=True)
         write_outputs(args, summary)
     # Shut down here, under the watchdog, not at interpreter exit where it could hang unseen.
     watchdog.finish(hvd.shutdown)

@@ -39,3 +39,21 @@ def test_torch_backend_matches_horovod(results, setting):
 def test_torch_backend_resumes_exactly(results):
     for rank in range(2):
         assert torch.equal(results["torch"][rank]["resumed"], results["torch"][rank]["qsparse-topk+sign-H2"]["params"])
+
+
+@pytest.mark.timeout(300)
+def test_the_job_under_torchrun_trains_as_under_mpirun(tmp_path):
+    """``torchrun --nproc_per_node 2 -m hvd_qsparse.jobs.train`` is one 2-rank job (not two
+    single-rank ones) and ends where the same job under mpirun ends."""
+    import json
+
+    from conftest import mpirun_command, run_command, torchrun_command
+    flags = ["-m", "hvd_qsparse.jobs.train", "--no-progress", "--epochs", "2", "--compressor", "randk+qsgd",
+             "--ratio", "0.1", "--levels", "16"]
+    out = run_command(torchrun_command(2, [sys.executable, *flags, "--json", str(tmp_path / "torch.json")]))
+    run_command(mpirun_command(2, [sys.executable, *flags, "--json", str(tmp_path / "horovod.json")]))
+    assert "ranks=2" in out and "backend=torch" in out
+    ours, horovod = (json.loads((tmp_path / f"{name}.json").read_text()) for name in ("torch", "horovod"))
+    assert (ours["backend"], horovod["backend"]) == ("torch", "horovod")
+    for key in ("ranks", "steps", "test_accuracy", "bits_per_rank", "received_bits_per_rank", "exchange"):
+        assert ours[key] == horovod[key], key
