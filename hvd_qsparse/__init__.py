@@ -12,14 +12,16 @@ from hvd_qsparse.error_feedback import ErrorFeedback
 from hvd_qsparse.optim.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 
 __version__ = "0.1.0"
-_NEEDS_HOROVOD = {"DistributedOptimizer", "QsparseLocalSGD", "available_algorithms"}
-__all__ = ["CheckpointError", "DistributedOptimizer", "ErrorFeedback", "load_checkpoint", "save_checkpoint", "QsparseLocalSGD", "available_algorithms",
+#: imported on first use: name -> the subpackage that holds it
+_LAZY = {"DistributedOptimizer": "algorithms", "QsparseLocalSGD": "algorithms", "available_algorithms": "algorithms",
+         "CompressionHookState": "optim", "ddp_hook": "optim"}
+__all__ = ["CompressionHookState", "ddp_hook", "CheckpointError", "DistributedOptimizer", "ErrorFeedback", "load_checkpoint", "save_checkpoint", "QsparseLocalSGD", "available_algorithms",
            "available_compressors", "compression", "create_compressor", "error_feedback", "ops",
            "__version__"]
 
 
 def __getattr__(name):
-    if name in _NEEDS_HOROVOD:
-        from hvd_qsparse import algorithms
-        return getattr(algorithms, name)
+    if name in _LAZY:
+        import importlib
+        return getattr(importlib.import_module(f"hvd_qsparse.{_LAZY[name]}"), name)
     raise AttributeError(f"module 'hvd_qsparse' has no attribute {name!r}")

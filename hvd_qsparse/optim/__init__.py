@@ -4,6 +4,7 @@ from hvd_qsparse.optim.amp import AmpInputs
 from hvd_qsparse.optim.base import STATE_KEY, WrappedOptimizer
 from hvd_qsparse.optim.buckets import GradientBuckets
 from hvd_qsparse.optim.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from hvd_qsparse.optim.ddp_hook import CompressionHookState, ddp_hook
 from hvd_qsparse.optim.fragments import FragmentPlan
 from hvd_qsparse.optim.fusion import FUSIONS, Fusion
 from hvd_qsparse.optim.grads import read_grad, sparse_grads, write_grad
@@ -14,6 +15,6 @@ from hvd_qsparse.optim.pipeline import Batch, Round, StepPipeline, region_keys
 from hvd_qsparse.optim.signature import ModelMismatchError, check_same_model
 from hvd_qsparse.optim.timing import StepTimer
 
-__all__ = ["FUSIONS", "Fusion", "FragmentPlan", "OUTERS", "OuterOptimizer", "outer_factory", "CheckpointError", "load_checkpoint", "save_checkpoint", "Batch", "Round", "StepPipeline", "AmpInputs", "GradientBuckets", "HorovodOptions", "LocalReport", "ModelMismatchError",
+__all__ = ["CompressionHookState", "ddp_hook", "FUSIONS", "Fusion", "FragmentPlan", "OUTERS", "OuterOptimizer", "outer_factory", "CheckpointError", "load_checkpoint", "save_checkpoint", "Batch", "Round", "StepPipeline", "AmpInputs", "GradientBuckets", "HorovodOptions", "LocalReport", "ModelMismatchError",
            "NonFiniteGradientError", "STATE_KEY", "StepTimer", "Verdict", "WrappedOptimizer", "agree",
            "check_same_model", "read_grad", "region_keys", "resolve_named_parameters", "sparse_grads", "write_grad"]
