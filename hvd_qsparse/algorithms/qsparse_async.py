@@ -301,7 +301,10 @@ def _device_of(named_params) -> torch.device:
 
 def _check_horovod_on_mpi(comm) -> None:
     """The window lives on MPI's world: Horovod must run on the same MPI world."""
+    if not comm.mpi_enabled():  # Horovod on Gloo, or the torch.distributed backend
+        raise ValueError(f"algorithm 'qsparse-async' needs Horovod running on MPI (mpirun, or horovodrun "
+                         f"without --gloo) for its one-sided window; this run has {comm!r}")
     world = load_mpi().COMM_WORLD.Get_size()
-    if not comm.mpi_enabled() or world != comm.size:
+    if world != comm.size:
         raise ValueError(f"algorithm 'qsparse-async' needs Horovod running on MPI (mpirun, or horovodrun "
                          f"without --gloo): Horovod has {comm.size} ranks, MPI's world {world}")

@@ -1,4 +1,4 @@
-"""One benchmark run: a variant on R ranks under mpirun, in a limited namespace or not, with a timeout.
+"""One benchmark run: a variant on R ranks under mpirun (or torchrun), in a limited namespace or not, with a timeout.
 
 OpenMPI goes over TCP on ``lo`` (``netns.MPI_TCP_ARGS``) in every run, limited or not, so the
 unlimited setting differs from the limited ones only by the rate; Gloo (the DDP peers) is
@@ -56,15 +56,28 @@ def run_env(port: int) -> dict:
     return env
 
 
-def mpirun_command(variant: Variant, ranks: int, shared_flags: Sequence[str], out_dir: Path) -> List[str]:
+def _job_argv(variant: Variant, shared_flags: Sequence[str], out_dir: Path) -> List[str]:
+    stem = out_dir / variant.name
+    return ["-m", variant.module, *variant.flags, *shared_flags, "--label", variant.name,
+            "--json", f"{stem}.json", "--metrics", f"{stem}.jsonl"]
+
+
+def mpirun_command(variant: Variant, ranks: int, shared_flags: Sequence[str], out_dir: Path,
+                   port: Optional[int] = None) -> List[str]:
     """``mpirun -np R ... python -m MODULE FLAGS`` for ``variant``, writing into ``out_dir``."""
     mpirun = shutil.which("mpirun")
     if mpirun is None:
         raise RuntimeError("mpirun not found: run `bash launch/setup.sh` (installs Debian's OpenMPI)")
-    stem = out_dir / variant.name
     return [mpirun, "-np", str(ranks), "--oversubscribe", "--bind-to", "none", *MPI_TCP_ARGS,
-            sys.executable, "-m", variant.module, *variant.flags, *shared_flags, "--label", variant.name,
-            "--json", f"{stem}.json", "--metrics", f"{stem}.jsonl"]
+            sys.executable, *_job_argv(variant, shared_flags, out_dir)]
+
+
+def torchrun_command(variant: Variant, ranks: int, shared_flags: Sequence[str], out_dir: Path,
+                     port: Optional[int] = None) -> List[str]:
+    """``torchrun --nproc_per_node R`` meeting at 127.0.0.1:``port`` (Gloo on ``lo``)."""
+    return [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", str(ranks),
+            "--master_addr", "127.0.0.1", "--master_port", str(port or free_port()),
+            *_job_argv(variant, shared_flags, out_dir)]
 
 
 def run_variant(variant: Variant, ranks: int, shared_flags: Sequence[str], out_dir: Path,
@@ -75,12 +88,14 @@ def run_variant(variant: Variant, ranks: int, shared_flags: Sequence[str], out_d
     result = RunResult(variant, Path(f"{stem}.json"), Path(f"{stem}.jsonl"), Path(f"{stem}.log"), 0.0)
     for stale in (result.summary, result.metrics):
         stale.unlink(missing_ok=True)
-    cmd = [*prefix, *mpirun_command(variant, ranks, shared_flags, out_dir)]
+    port = free_port()
+    launch = torchrun_command if variant.launcher == "torchrun" else mpirun_command
+    cmd = [*prefix, *launch(variant, ranks, shared_flags, out_dir, port)]
     start = time.perf_counter()
     with open(result.log, "w") as log:
         log.write(" ".join(cmd) + "\n")
         log.flush()
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=run_env(free_port()), cwd=str(ROOT),
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=run_env(port), cwd=str(ROOT),
                                 start_new_session=True)
         try:
             code = proc.wait(timeout=timeout)

@@ -22,6 +22,8 @@ Settings chosen here (and why):
   a one-step sync delay, whole and in 4 fragments; and this library's own DiLoCo (the identity
   compressor with the outer Nesterov optimizer), a check against torchft's. ``no-comm`` runs local steps that never
   synchronize: the step time with no communication at all (its score means nothing).
+- ``qsparse-topk+sign-H1-torch`` and ``-H4-torch``: the same runs as their Horovod rows, under
+  torchrun on the torch.distributed backend (Gloo), so the two paths show side by side.
 """
 import fnmatch
 from dataclasses import dataclass
@@ -41,8 +43,10 @@ class Variant:
         name: the row's name, its files' stem and its label in the plots.
         family: ``peer`` or ``ours``.
         algorithm: what "at its best setting" groups by (``qsparse``, ``risgd``, ...).
-        module: the program mpirun starts (``python -m MODULE``).
+        module: the program the launcher starts (``python -m MODULE``).
         flags: the variant's own flags (the shared ones come from the command line).
+        launcher: ``mpirun`` (Horovod, and the peers' own set-up), or ``torchrun`` (our job on
+            the torch.distributed backend, Gloo).
     """
 
     name: str
@@ -50,11 +54,18 @@ class Variant:
     algorithm: str
     module: str
     flags: Tuple[str, ...]
+    launcher: str = "mpirun"
 
 
 def _ours(name: str, algorithm: str, *flags: str, group: str = "") -> Variant:
     """A run of ``--algorithm algorithm``, grouped for "at its best" under ``group`` (default: the algorithm)."""
     return Variant(name, "ours", group or algorithm, TRAIN, ("--algorithm", algorithm, "--no-progress", *flags))
+
+
+def _on_torch(variant: Variant) -> Variant:
+    """The same run under torchrun on the torch.distributed backend (Gloo), named ``<name>-torch``."""
+    return Variant(f"{variant.name}-torch", variant.family, f"{variant.algorithm}-torch", variant.module,
+                   (*variant.flags, "--backend", "torch"), launcher="torchrun")
 
 
 def _peer(name: str, peer: str, *flags: str) -> Variant:
@@ -91,6 +102,8 @@ VARIANTS: Tuple[Variant, ...] = (
     _ours("no-comm", "qsparse", "--compressor", "none", "--local-steps", "1000000", group="no-comm"),
     _ours("risgd-q1-H8", "risgd", "--compressor", "none", "--local-steps", "8", "--redundancy", "1"),
     _ours("risgd-q2-H8", "risgd", "--compressor", "none", "--local-steps", "8", "--redundancy", "2"),
+    *(_on_torch(_ours(f"qsparse-topk+sign-H{h}", "qsparse", "--compressor", "topk+sign", "--local-steps", str(h)))
+      for h in (1, 4)),
 )
 
 

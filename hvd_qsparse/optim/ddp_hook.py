@@ -25,7 +25,7 @@ size, ``bucket_cap_mb``); each bucket is exchanged inside its hook, so the trans
 rest of the backward pass only as far as DDP runs hooks early; H > 1, DoubleSqueeze's server
 pass and GradScaler agreement are the wrapped optimizer's alone.
 """
-from typing import Optional, Union
+from typing import List, Optional, Tuple, Union
 
 import torch
 
@@ -113,14 +113,14 @@ class CompressionHookState:
         self.bits.load_state_dict(state["bits"])
 
     # --- memories per parameter ----------------------------------------------------------
-    def bucket_names(self, bucket) -> list:
-        """The names of the bucket's parameters, in its order (empty without names).
+    def bucket_names(self, bucket) -> Tuple[List[str], List[int]]:
+        """The names and sizes of the bucket's parameters, in its order (empty without names).
 
         Raises:
             ValueError: a parameter the state was not given, or a bucket with padding.
         """
         if not self.names:
-            return []
+            return [], []
         params = bucket.parameters()
         missing = [tuple(p.shape) for p in params if id(p) not in self.names]
         if missing:
@@ -128,24 +128,23 @@ class CompressionHookState:
                              "named_parameters given to CompressionHookState")
         if sum(p.numel() for p in params) != bucket.buffer().numel():
             raise ValueError(f"DDP bucket {bucket.index()} is not its parameters back to back")
-        return [self.names[id(p)] for p in params]
+        return [self.names[id(p)] for p in params], [p.numel() for p in params]
 
-    def gather_memory(self, key: str, names: list, like: torch.Tensor) -> None:
+    def gather_memory(self, key: str, names: List[str], sizes: List[int], like: torch.Tensor) -> None:
         """Assemble the parameters' memories into bucket ``key``'s (zeros where there is none)."""
         if names:
             pieces = [self.memory.memory.pop(n, None) for n in names]
-            sizes = [p.numel() for p in self.bucket_params]
             self.memory.memory[key] = torch.cat([torch.zeros(s, dtype=torch.float32, device=like.device) if m is None
                                                  else m.reshape(-1) for m, s in zip(pieces, sizes)])
 
-    def scatter_memory(self, key: str, names: list) -> None:
+    def scatter_memory(self, key: str, names: List[str], sizes: List[int]) -> None:
         """Cut bucket ``key``'s memory back into its parameters'."""
         if names and key in self.memory.memory:
             joined = self.memory.memory.pop(key)
-            for name, piece in zip(names, joined.split([p.numel() for p in self.bucket_params])):
+            for name, piece in zip(names, joined.split(sizes)):
                 self.memory.memory[name] = piece.clone()
 
-    def snapshot(self, key: str, names: list) -> dict:
+    def snapshot(self, key: str, names: List[str]) -> dict:
         """Copies of the memories bucket ``key`` will change (None: none yet)."""
         held = self.memory.memory
         return {n: None if held.get(n) is None else held[n].clone() for n in (names or [key])}
@@ -160,7 +159,7 @@ class CompressionHookState:
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
-        for name in ("comm", "exchange", "dense_exchange", "pipeline", "process_group", "names", "bucket_params"):
+        for name in ("comm", "exchange", "dense_exchange", "pipeline", "process_group", "names"):
             state.pop(name, None)
         return state
 
@@ -187,15 +186,14 @@ def ddp_hook(state: CompressionHookState, bucket) -> torch.futures.Future[torch.
     report = LocalReport()
     dense = step < state.start_iter
     exchange = state.dense_exchange if dense else state.exchange
-    names = [] if dense else state.bucket_names(bucket)
-    state.bucket_params = bucket.parameters()
+    names, sizes = ([], []) if dense else state.bucket_names(bucket)
     before = None if dense else state.snapshot(key, names)
-    state.gather_memory(key, names, grad)
+    state.gather_memory(key, names, sizes, grad)
     try:
         batch = state.pipeline.compress([(key, grad)], exchange.compressor, None if dense else state.memory,
                                         seed=state.seed, step=step, report=report)
     finally:
-        state.scatter_memory(key, names)
+        state.scatter_memory(key, names, sizes)
     round_ = state.pipeline.run(exchange, batch, f"ddp.{key}.{step}", step, flag=report.code)
     if not dense:
         verdict = Verdict.from_flags([round_.pending.flags])

@@ -37,11 +37,13 @@ def powersgd_elements_per_step(rank=4):
 
 def test_smoke_table_plots_and_exact_bits(tmp_path):
     out, results = compare(tmp_path, "--bandwidths", "none",
-                           "--variants", "hvd-fp32,ddp,ddp-powersgd,qsparse-topk+sign-H4")
+                           "--variants", "hvd-fp32,ddp,ddp-powersgd,qsparse-topk+sign-H4,qsparse-topk+sign-H4-torch")
     rows = {r["name"]: r for r in results["none-np2"]["rows"]}
-    assert list(rows) == ["hvd-fp32", "ddp", "ddp-powersgd", "qsparse-topk+sign-H4"]
+    assert list(rows) == ["hvd-fp32", "ddp", "ddp-powersgd", "qsparse-topk+sign-H4", "qsparse-topk+sign-H4-torch"]
     assert all(r["error"] is None and r["steps"] == STEPS and r["epochs"] == 2 for r in rows.values())
-    dense, ddp, power, ours = (rows[n] for n in rows)
+    dense, ddp, power, ours, ours_torch = (rows[n] for n in rows)
+    # The torch.distributed path under torchrun trains and counts exactly as the Horovod path.
+    assert (ours_torch["bits"], ours_torch["score"]) == (ours["bits"], ours["score"])
     # Exact bits: dense fp32 per step from both peers; PowerSGD dense for its 2 warm-up steps.
     assert dense["bits"] == ddp["bits"] == 32 * D * STEPS and dense["reduction"] == 1.0
     assert power["bits"] == 32 * (2 * D + (STEPS - 2) * powersgd_elements_per_step())

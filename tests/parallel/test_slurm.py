@@ -27,7 +27,7 @@ def slurm_conf(tmp_path_factory):
     subprocess.run(["bash", str(CLUSTER), "stop", str(state)], timeout=60)
 
 
-@pytest.mark.parametrize("template", ["srun", "mpirun", "horovodrun"])
+@pytest.mark.parametrize("template", ["srun", "mpirun", "horovodrun", "torchrun"])
 def test_template_trains_two_ranks(slurm_conf, template, tmp_path, monkeypatch):
     summary, output = tmp_path / "summary.json", tmp_path / "job.out"
     monkeypatch.setenv("SLURM_CONF", slurm_conf)
@@ -39,6 +39,7 @@ def test_template_trains_two_ranks(slurm_conf, template, tmp_path, monkeypatch):
     assert all(bits > 0 for bits in result["bits_per_rank"]), log
     assert result["compressor"] == "topk+sign" and result["test_accuracy"] > 0.5, log
     assert "vs dense fp32" in log
+    assert result["backend"] == ("torch" if template == "torchrun" else "horovod"), log
 
 
 def test_variables_at_the_top_choose_the_compressor(slurm_conf, tmp_path, monkeypatch):

@@ -70,6 +70,12 @@ def main():
     results = {name: run(setting, backend, rank) for name, setting in SETTINGS.items()}
     if backend == "torch":
         results["resumed"] = resume_is_exact(out, rank)
+        try:
+            build(dict(algorithm="qsparse-async", compressor="topk", ratio=0.1), "torch")
+        except ValueError as error:
+            assert "needs Horovod running on MPI" in str(error), str(error)
+        else:
+            raise AssertionError("qsparse-async ran without MPI")
         assert "horovod" not in {m.split(".")[0] for m, v in sys.modules.items() if v is not None}
         torch.distributed.destroy_process_group()
     torch.save(results, f"{out}.{rank}")
