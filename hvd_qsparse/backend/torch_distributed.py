@@ -41,22 +41,56 @@ class Handle:
         return self._result
 
 
+def _check_initialized() -> None:
+    if not dist.is_available() or not dist.is_initialized():
+        raise RuntimeError("hvd_qsparse backend='torch' needs an initialised torch.distributed process group: "
+                           "launch with torchrun and call torch.distributed.init_process_group('gloo') "
+                           "(or 'nccl' for CUDA tensors) first")
+
+
+class RankSet:
+    """Some global ranks as one torch.distributed group, known on every process (members or not),
+    as Horovod's ``hvd.ProcessSet([...])`` is; ``dist.new_group`` runs here, so every rank must
+    make it, in the same order.
+
+    Raises:
+        ValueError: ranks outside the world, or none.
+    """
+
+    def __init__(self, ranks):
+        _check_initialized()
+        self.ranks = sorted({int(r) for r in ranks})
+        world = dist.get_world_size()
+        if not self.ranks or self.ranks[0] < 0 or self.ranks[-1] >= world:
+            raise ValueError(f"process_set ranks must be some of 0 .. {world - 1}, got {list(ranks)!r}")
+        self.group = dist.new_group(self.ranks)
+
+    def __repr__(self) -> str:
+        return f"RankSet({self.ranks})"
+
+
 class TorchCommunicator:
     """torch.distributed's collectives over one process group (the default group by default).
 
     Args:
-        group: a ``torch.distributed`` process group, or None for every rank.
+        group: None for every rank, a ``RankSet`` (or a list of global ranks, made into one), or a
+            ``torch.distributed`` process group this process belongs to.
 
     Raises:
         RuntimeError: ``torch.distributed`` is not initialised (say how to do it).
+        ValueError: a process group this process is not in (its size is unknown here: pass the
+            ranks instead).
     """
 
     def __init__(self, group=None):
-        if not dist.is_available() or not dist.is_initialized():
-            raise RuntimeError("hvd_qsparse backend='torch' needs an initialised torch.distributed process group: "
-                               "launch with torchrun and call torch.distributed.init_process_group('gloo') "
-                               "(or 'nccl' for CUDA tensors) first")
-        self.group = group
+        _check_initialized()
+        if isinstance(group, (list, tuple)):
+            group = RankSet(group)
+        self.ranks = group.ranks if isinstance(group, RankSet) else None
+        self.group = group.group if isinstance(group, RankSet) else group
+        if self.ranks is None and self.group is not None and dist.get_rank(self.group) < 0:
+            raise ValueError("process_set: this rank is not in the torch process group given, whose size it cannot "
+                             "know; pass the ranks instead (process_set=[0, 2] or backend.RankSet([0, 2]))")
 
     # --- who -----------------------------------------------------------------------------
     @property
@@ -66,7 +100,7 @@ class TorchCommunicator:
 
     @property
     def size(self) -> int:
-        return dist.get_world_size(self.group)
+        return len(self.ranks) if self.ranks is not None else dist.get_world_size(self.group)
 
     @property
     def included(self) -> bool:
@@ -79,10 +113,14 @@ class TorchCommunicator:
 
     @property
     def is_global(self) -> bool:
+        if self.ranks is not None:
+            return len(self.ranks) == dist.get_world_size()
         return self.group is None or self.group is dist.group.WORLD
 
     def _global_rank(self, rank: int) -> int:
-        return rank if self.is_global else dist.get_global_rank(self.group, rank)
+        if self.ranks is not None:
+            return self.ranks[rank]
+        return rank if self.group is None else dist.get_global_rank(self.group, rank)
 
     # --- collectives ---------------------------------------------------------------------
     def allreduce_async(self, tensor: torch.Tensor, name: str, op: str = "sum", prescale: float = 1.0,

@@ -16,7 +16,8 @@ Each keyword means for these algorithms what it means in Horovod:
   the exchange (the compressors select from the dense tensor) and written back sparse, which is
   what Horovod does with ``sparse_as_dense=True`` (see ``optim.grads``).
 - ``process_set``: the ranks the algorithm runs over; others take plain local steps (under
-  ``backend="torch"``, a torch.distributed process group).
+  ``backend="torch"``: a list of global ranks, a ``backend.RankSet``, or a torch.distributed
+  group this rank belongs to).
 - ``backend``: whose collectives carry the exchanges (``backend.choice``): ``horovod``,
   ``torch`` or ``auto``; resolved once, when the options are made.
 """
@@ -79,6 +80,9 @@ class HorovodOptions:
         if f != 1.0 and self.op != "average":
             raise ValueError("gradient_predivide_factor not supported with op != Average")
         self.groups = check_groups(self.groups)
+        if self.backend == "torch" and isinstance(self.process_set, (list, tuple)):
+            from hvd_qsparse.backend import RankSet
+            self.process_set = RankSet(self.process_set)  # one dist.new_group, made here on every rank
         if self.process_set is not None and self.communicator().is_global:
             self.process_set = None  # hvd.global_process_set given explicitly: the default
         check_bool("sparse_as_dense", self.sparse_as_dense)

@@ -66,3 +66,10 @@ def test_ddp_hook_matches_plain_ddp_and_the_optimizer():
     resumes exactly in a new DDP, and NaN on one rank is refused on both, memories untouched."""
     out = run_ranks("ddp_hook_parity.py", 2, launcher="torchrun", timeout=240)
     assert out.count(": OK") == 2
+
+
+@pytest.mark.timeout(300)
+def test_a_process_set_of_ranks_on_the_torch_backend():
+    """3 ranks, ``process_set=[0, 2]``: the two run the algorithm and agree, rank 1 steps alone."""
+    out = run_ranks("torch_process_group.py", 3, launcher="torchrun", timeout=240)
+    assert out.count(": OK") == 3
